@@ -1,0 +1,48 @@
+# The two commands in the README: `make demo` and `make test`. Each does its own set-up.
+PY        := .venv/bin/python
+VENV_STAMP := .venv/.installed
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup sysdeps demo test lint format bench clean
+
+setup: sysdeps $(VENV_STAMP)
+
+# pgBackRest and stunnel come from Debian; PostgreSQL 15 server binaries are expected at
+# /usr/lib/postgresql/15/bin (installed here from postgresql-15 if missing).
+sysdeps:
+	@missing=""; \
+	command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
+	command -v stunnel4 >/dev/null || missing="$$missing stunnel4"; \
+	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing" >&2; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV_STAMP): pyproject.toml
+	@[ -x $(PY) ] || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	.venv/bin/drctl drill --local
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/pytest -q
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+bench: setup
+	$(PY) bench/restore.py
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache *.egg-info evidence

@@ -1,0 +1,1 @@
+"""Reusable Pulumi components of platform-dr; objectives.py is the model they all import."""

@@ -1,0 +1,432 @@
+"""The recovery-objectives model: the one place that knows the spec's numbers.
+
+Every other part imports this module. Components derive their settings from an ``Objectives``
+value, and the policy rules and ``drctl posture`` check declared settings against it. Stack config
+is parsed and validated here *before* any resource is declared, so a bad value never leaves a
+half-declared stack behind.
+
+Config keys (namespace ``platform-dr``) are flat scalars so that ``pulumi config set`` works on each
+one. Durations are strings with a unit: ``90s``, ``15m``, ``1h``, ``7d``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pulumi
+
+PROJECT = "platform-dr"
+
+DATA_CLASSES: tuple[str, ...] = ("critical", "important", "operational")
+DB_BACKENDS: tuple[str, ...] = ("rds", "self-managed", "supabase")
+OBJECT_LOCK_MODES: tuple[str, ...] = ("GOVERNANCE", "COMPLIANCE")
+
+# Commercial AWS regions that have S3 Replication Time Control, KMS multi-Region keys and AWS
+# Backup cross-region copy. A name outside this list is almost always a typo.
+AWS_REGIONS: tuple[str, ...] = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-east-1",
+    "me-central-1",
+    "me-south-1",
+    "af-south-1",
+    "il-central-1",
+)
+
+MINUTE = 60
+HOUR = 3600
+DAY = 86400
+
+# Spec, "Recovery Point/Time Objectives" and "Data Classification". Retention is how long recovery
+# points of the class are kept; critical keeps a year because the monthly archive lives in it.
+DEFAULT_CLASS_OBJECTIVES: dict[str, dict[str, str]] = {
+    "critical": {"rpo": "15m", "rto": "1h", "retention": "365d"},
+    "important": {"rpo": "1h", "rto": "4h", "retention": "90d"},
+    "operational": {"rpo": "24h", "rto": "24h", "retention": "30d"},
+}
+MAX_CRITICAL_RPO_S = 24 * HOUR
+PITR_MIN_DAYS, PITR_MAX_DAYS = 1, 35  # RDS' own bounds for backup_retention_period
+
+
+class ConfigError(ValueError):
+    """A stack config value that cannot be used. The message names key, value and what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        shown = "(missing)" if value is _MISSING else repr(value)
+        super().__init__(f"{PROJECT}:{key} = {shown} is not valid: {allowed}")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+_MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One declared config key. Pulumi.yaml mirrors these (a test keeps the two in step)."""
+
+    name: str
+    type: str  # "string" | "integer" | "boolean"
+    default: Any
+    description: str
+    required: bool = False
+
+
+def _class_keys() -> list[ConfigKey]:
+    keys = []
+    for cls, values in DEFAULT_CLASS_OBJECTIVES.items():
+        keys += [
+            ConfigKey(
+                f"{cls}Rpo", "string", values["rpo"], f"Recovery point objective of {cls} data."
+            ),
+            ConfigKey(
+                f"{cls}Rto", "string", values["rto"], f"Recovery time objective of {cls} data."
+            ),
+            ConfigKey(
+                f"{cls}Retention",
+                "string",
+                values["retention"],
+                f"How long recovery points of {cls} data are kept; at least the PITR window.",
+            ),
+        ]
+    return keys
+
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("primaryRegion", "string", None, "Region that serves production.", required=True),
+    ConfigKey("drRegion", "string", None, "Region that takes over on failover.", required=True),
+    ConfigKey("thirdRegion", "string", None, "Third region for triple redundancy.", required=True),
+    ConfigKey("dbBackend", "string", "self-managed", "Database: rds, self-managed or supabase."),
+    ConfigKey("pitrWindowDays", "integer", 7, "Point-in-time recovery window in days (1-35)."),
+    *_class_keys(),
+    ConfigKey(
+        "backupObjectLockMode",
+        "string",
+        "GOVERNANCE",
+        "Object lock mode of backup buckets: GOVERNANCE or COMPLIANCE.",
+    ),
+    ConfigKey(
+        "rebuildFrom",
+        "string",
+        "",
+        "Fully qualified prod stack (org/platform-dr/prod) whose replicas this stack adopts.",
+    ),
+    ConfigKey(
+        "protectData",
+        "boolean",
+        True,
+        "Protect data-holding resources from `pulumi destroy`; set false only for throwaway stacks.",
+    ),
+)
+_KEYS_BY_NAME = {k.name: k for k in CONFIG_KEYS}
+
+
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_S = {"s": 1, "m": MINUTE, "h": HOUR, "d": DAY}
+
+
+def parse_duration(key: str, value: Any) -> int:
+    """'15m' -> 900. Rejects zero, negatives, bare numbers and anything that is not a duration."""
+    allowed = "a positive duration with a unit s, m, h or d, e.g. '15m' or '4h'"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(key, value, allowed)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(key, value, allowed)
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(key, value, allowed)
+    return int(seconds)
+
+
+def format_duration(seconds: float | None) -> str:
+    """900 -> '15m'; the inverse of parse_duration for whole units."""
+    if seconds is None:
+        return "unbounded"
+    seconds = int(seconds)
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class ClassObjective:
+    """What the business accepts for one data class."""
+
+    name: str
+    rpo_s: int
+    rto_s: int
+    retention_days: int
+
+
+@dataclass(frozen=True)
+class Regions:
+    primary: str
+    dr: str
+    third: str
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return (self.primary, self.dr, self.third)
+
+    @property
+    def replicas(self) -> tuple[str, str]:
+        return (self.dr, self.third)
+
+
+@dataclass(frozen=True)
+class DatabaseSchedule:
+    """Spec, "Backup Schedule". Fixed by the spec; seconds between runs of each backup type."""
+
+    log_backup_s: int = HOUR  # transaction-log backups for critical data
+    differential_s: int = DAY
+    full_s: int = 7 * DAY
+    archive_s: int = 30 * DAY  # long-term archival copy
+    restore_test_s: int = 30 * DAY  # "Monthly: backup restoration testing"
+    dr_simulation_s: int = 91 * DAY  # "Quarterly: full disaster recovery simulation"
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The validated, typed objectives of one stack."""
+
+    stack: str
+    regions: Regions
+    classes: Mapping[str, ClassObjective]
+    pitr_window_days: int
+    db_backend: str
+    schedule: DatabaseSchedule = field(default_factory=DatabaseSchedule)
+    backup_object_lock_mode: str = "GOVERNANCE"
+    rebuild_from: str = ""
+    protect_data: bool = True
+
+    def of(self, data_class: str) -> ClassObjective:
+        if data_class not in self.classes:
+            raise ConfigError("dataClass", data_class, f"one of {', '.join(DATA_CLASSES)}")
+        return self.classes[data_class]
+
+    @property
+    def is_rebuild(self) -> bool:
+        return bool(self.rebuild_from)
+
+    def to_record(self) -> dict[str, Any]:
+        """A plain dict of the objectives, carried on the stack so policy rules can read them."""
+        record = asdict(self)
+        record["classes"] = {name: asdict(c) for name, c in self.classes.items()}
+        return record
+
+    @staticmethod
+    def from_record(record: Mapping[str, Any]) -> Objectives:
+        return Objectives(
+            stack=record["stack"],
+            regions=Regions(**record["regions"]),
+            classes={n: ClassObjective(**c) for n, c in record["classes"].items()},
+            pitr_window_days=int(record["pitr_window_days"]),
+            db_backend=record["db_backend"],
+            schedule=DatabaseSchedule(**record.get("schedule", {})),
+            backup_object_lock_mode=record.get("backup_object_lock_mode", "GOVERNANCE"),
+            rebuild_from=record.get("rebuild_from", ""),
+            protect_data=bool(record.get("protect_data", True)),
+        )
+
+
+def _suggest(name: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _typed(key: ConfigKey, value: Any) -> Any:
+    """Coerce a raw config value to the key's declared type. Pulumi hands scalars over as text."""
+    if key.type == "integer":
+        if isinstance(value, bool):
+            raise ConfigError(key.name, value, "an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(key.name, value, "an integer")
+    if key.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ConfigError(key.name, value, "true or false")
+    if not isinstance(value, str):
+        raise ConfigError(key.name, value, "a string")
+    return value.strip()
+
+
+def _check_unknown_keys(raw: Mapping[str, Any]) -> None:
+    class_key = re.compile(r"^(?P<cls>[A-Za-z]+?)(Rpo|Rto|Retention)$")
+    for name in raw:
+        if name in _KEYS_BY_NAME:
+            continue
+        match = class_key.match(name)
+        if match and match.group("cls") not in DATA_CLASSES:
+            cls = match.group("cls")
+            raise ConfigError(
+                name,
+                raw[name],
+                f"unknown data class {cls!r}{_suggest(cls, DATA_CLASSES)}; "
+                f"data classes are {', '.join(DATA_CLASSES)}",
+            )
+        raise ConfigError(
+            name,
+            raw[name],
+            f"unknown key{_suggest(name, list(_KEYS_BY_NAME))}; "
+            "see the config section of Pulumi.yaml for the keys",
+        )
+
+
+def _region(values: Mapping[str, Any], key: str) -> str:
+    region = values[key]
+    if region not in AWS_REGIONS:
+        raise ConfigError(key, region, f"an AWS region name{_suggest(region, AWS_REGIONS)}")
+    return region
+
+
+def parse_objectives(raw: Mapping[str, Any], stack: str) -> Objectives:
+    """Validate raw stack config (keys without the ``platform-dr:`` prefix) into Objectives.
+
+    Raises ConfigError on the first problem found; nothing is declared before this returns.
+    """
+    raw = {k.split(":", 1)[1] if k.startswith(f"{PROJECT}:") else k: v for k, v in raw.items()}
+    _check_unknown_keys(raw)
+    values: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        if key.name in raw and raw[key.name] is not None:
+            values[key.name] = _typed(key, raw[key.name])
+        elif key.required:
+            raise ConfigError(key.name, _MISSING, f"required; {key.description.lower()}")
+        else:
+            values[key.name] = key.default
+
+    regions = Regions(*(_region(values, k) for k in ("primaryRegion", "drRegion", "thirdRegion")))
+    if regions.dr == regions.primary:
+        raise ConfigError(
+            "drRegion", regions.dr, f"a region other than primaryRegion ({regions.primary})"
+        )
+    seen: dict[str, str] = {}
+    for key, region in zip(("primaryRegion", "drRegion", "thirdRegion"), regions.all, strict=True):
+        if region in seen:
+            raise ConfigError(key, region, f"a region not already used by {seen[region]}")
+        seen[region] = key
+
+    backend = values["dbBackend"]
+    if backend not in DB_BACKENDS:
+        raise ConfigError(
+            "dbBackend", backend, f"one of {', '.join(DB_BACKENDS)}{_suggest(backend, DB_BACKENDS)}"
+        )
+
+    pitr = values["pitrWindowDays"]
+    if not PITR_MIN_DAYS <= pitr <= PITR_MAX_DAYS:
+        raise ConfigError(
+            "pitrWindowDays", pitr, f"between {PITR_MIN_DAYS} and {PITR_MAX_DAYS} days"
+        )
+
+    classes: dict[str, ClassObjective] = {}
+    for cls in DATA_CLASSES:
+        rpo = parse_duration(f"{cls}Rpo", values[f"{cls}Rpo"])
+        rto = parse_duration(f"{cls}Rto", values[f"{cls}Rto"])
+        retention_s = parse_duration(f"{cls}Retention", values[f"{cls}Retention"])
+        if cls == "critical" and rpo > MAX_CRITICAL_RPO_S:
+            raise ConfigError(
+                "criticalRpo", values["criticalRpo"], "at most 24h: critical data cannot lose a day"
+            )
+        if retention_s < pitr * DAY:
+            raise ConfigError(
+                f"{cls}Retention",
+                values[f"{cls}Retention"],
+                f"at least the PITR window of {pitr}d (pitrWindowDays)",
+            )
+        classes[cls] = ClassObjective(cls, rpo, rto, -(-retention_s // DAY))
+
+    lock_mode = values["backupObjectLockMode"].upper()
+    if lock_mode not in OBJECT_LOCK_MODES:
+        raise ConfigError(
+            "backupObjectLockMode", values["backupObjectLockMode"], "GOVERNANCE or COMPLIANCE"
+        )
+
+    rebuild_from = values["rebuildFrom"]
+    if rebuild_from and len(rebuild_from.split("/")) != 3:
+        raise ConfigError(
+            "rebuildFrom", rebuild_from, "a fully qualified stack name: <org>/<project>/<stack>"
+        )
+
+    return Objectives(
+        stack=stack,
+        regions=regions,
+        classes=classes,
+        pitr_window_days=pitr,
+        db_backend=backend,
+        backup_object_lock_mode=lock_mode,
+        rebuild_from=rebuild_from,
+        protect_data=values["protectData"],
+    )
+
+
+def raw_config_from_pulumi() -> dict[str, Any]:
+    """Read every ``platform-dr:`` key the engine passes to the program, as raw values."""
+    from pulumi.runtime import config as runtime_config
+
+    # The language host passes config either in the process-wide PULUMI_CONFIG bag or by
+    # set_all_config (newer engines, and Pulumi's mocks); the explicit map wins.
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{PROJECT}:"
+    return {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+
+
+def load_objectives() -> Objectives:
+    """Objectives of the running stack, from its config."""
+    return parse_objectives(raw_config_from_pulumi(), pulumi.get_stack())
+
+
+TAG_CLASS = "backup-class"
+TAG_DATASET = "dr-dataset"
+
+
+def class_tags(data_class: str, dataset: str, extra: Mapping[str, str] | None = None) -> dict:
+    """Tags every resource carries: AWS Backup selects on backup-class, posture groups on dataset."""
+    if data_class not in DATA_CLASSES:
+        raise ConfigError("dataClass", data_class, f"one of {', '.join(DATA_CLASSES)}")
+    return {TAG_CLASS: data_class, TAG_DATASET: dataset, "managed-by": PROJECT, **(extra or {})}
+
+
+class ObjectivesRecord(pulumi.ComponentResource):
+    """Carries the objectives on the stack so the policy pack checks against the same model."""
+
+    TYPE = f"{PROJECT}:objectives:ObjectivesRecord"
+
+    def __init__(self, name: str, args: Objectives, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, {"objectives": args.to_record()}, opts)
+        self.register_outputs({})

@@ -1,0 +1,1 @@
+"""CrossGuard policy pack; rules.py is shared with `drctl posture`."""

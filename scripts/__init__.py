@@ -1,0 +1,1 @@
+"""The operator CLI `drctl` and the helpers it is built from."""

@@ -1,0 +1,216 @@
+"""Evaluate the real ``__main__.py`` for one stack under Pulumi's mocks: no cloud, no Pulumi CLI.
+
+This is Pulumi's own unit-testing method (``pulumi.runtime.set_mocks``). Every resource the
+program declares goes through the real ``pulumi_aws``/``pulumi_postgresql`` classes, whose typed
+args reject unknown arguments, and is recorded with its inputs so that tests, ``drctl posture`` and
+the policy rules can read exactly what ``pulumi up`` would be asked to create.
+
+Each evaluation runs in a fresh ``contextvars`` context, because the Pulumi runtime keeps its
+settings and root stack in context variables; that lets prod and dr be evaluated in one process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.objectives import PROJECT
+
+ROOT = Path(__file__).resolve().parent.parent
+MOCK_ACCOUNT = "111122223333"
+MOCK_ORG = "organization"
+
+
+@dataclass
+class DeclaredResource:
+    """One resource as the program declared it: what CrossGuard and posture both look at."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    inputs: dict[str, Any]
+    custom: bool
+    import_id: str = ""
+
+    @property
+    def region(self) -> str:
+        return self.inputs.get("region", "")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.inputs.get("tags") or {}
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    resources: list[DeclaredResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_token: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> DeclaredResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    @property
+    def resource_count(self) -> int:
+        """Resources that pulumi up would create or adopt (component wrappers excluded)."""
+        return sum(1 for r in self.resources if r.custom)
+
+
+def _arn(type_token: str, name: str, region: str) -> str:
+    service = type_token.split(":")[1].split("/")[0]
+    return f"arn:aws:{service}:{region or 'us-east-1'}:{MOCK_ACCOUNT}:{name}"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers the engine's calls the way AWS would shape them, and records every registration."""
+
+    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None):
+        self.stack_outputs = dict(stack_outputs or {})
+        self.records: list[DeclaredResource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        region = inputs.get("region", "")
+        state: dict[str, Any] = dict(inputs)
+        resource_id = args.resource_id or f"{args.name}-id"
+        if args.typ == "pulumi:pulumi:StackReference":
+            ref = inputs.get("name", args.name)
+            if ref not in self.stack_outputs:
+                raise KeyError(f"no mocked outputs for stack reference {ref!r}")
+            state["outputs"] = dict(self.stack_outputs[ref])
+            resource_id = ref
+        elif args.typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or args.resource_id or f"{args.name}-{region}"
+            resource_id = bucket
+            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+        elif args.typ in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
+            key_id = "mrk-" + hashlib.sha1(args.name.encode()).hexdigest()[:32]
+            resource_id = key_id
+            state.update(key_id=key_id, arn=_arn(args.typ, f"key/{key_id}", region))
+        elif args.typ.startswith("aws:"):
+            state.setdefault("arn", _arn(args.typ, args.name, region))
+            state.setdefault("name", inputs.get("name") or args.name)
+        self.records.append(
+            DeclaredResource(
+                type=args.typ,
+                name=args.name,
+                urn=f"urn:pulumi:{MOCK_ORG}::{PROJECT}::{args.typ}::{args.name}",
+                id=resource_id,
+                inputs=inputs,
+                custom=args.custom,
+                import_id=args.resource_id or "",
+            )
+        )
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": MOCK_ACCOUNT,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock",
+                "userId": "mock",
+                "id": MOCK_ACCOUNT,
+            }
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        raise NotImplementedError(f"evaluate.RecordingMocks has no answer for invoke {args.token}")
+
+
+def read_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The ``config:`` block of Pulumi.<stack>.yaml, keys as written (``platform-dr:x``)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(f"no stack {stack!r}: {path.name} not found; stacks: {stacks}")
+    return (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+
+
+def _resolve(value: Any) -> tuple[Any, bool]:
+    output = pulumi.Output.from_input(value)
+    return _sync_await(output.future()), bool(_sync_await(output.is_secret()))
+
+
+def _run(stack: str, program: Path, config: dict[str, Any], mocks: RecordingMocks) -> Evaluation:
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config({k: _as_config_text(v) for k, v in config.items()})
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+    outputs: dict[str, Any] = {}
+    secret: set[str] = set()
+    root_stack = pulumi_settings.get_root_resource()
+    for name, value in (getattr(root_stack, "outputs", None) or {}).items():
+        outputs[name], is_secret = _resolve(value)
+        if is_secret:
+            secret.add(name)
+    return Evaluation(stack, list(mocks.records), outputs, secret)
+
+
+def _as_config_text(value: Any) -> Any:
+    # The engine hands every config value to the program as text, as `pulumi config set` stores it.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def evaluate_stack(
+    stack: str,
+    *,
+    root: Path = ROOT,
+    config: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Evaluation:
+    """Evaluate ``root/__main__.py`` for ``stack`` and return every declared resource and output.
+
+    ``config`` replaces the stack file's config; ``overrides`` patches it (``None`` deletes a key).
+    ``stack_outputs`` answers StackReferences by fully qualified name; when it is omitted and the
+    stack has ``rebuildFrom``, the referenced stack is evaluated first and its outputs are used.
+    """
+    raw = dict(config if config is not None else read_stack_config(stack, root))
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            raw.pop(full, None)
+        else:
+            raw[full] = value
+    if stack_outputs is None:
+        stack_outputs = {}
+        source = raw.get(f"{PROJECT}:rebuildFrom")
+        if source:
+            source_stack = source.split("/")[-1]
+            stack_outputs = {source: evaluate_stack(source_stack, root=root).outputs}
+    mocks = RecordingMocks(stack_outputs)
+    program = root / "__main__.py"
+    return contextvars.Context().run(_run, stack, program, raw, mocks)
+
+
+__all__ = [
+    "DeclaredResource",
+    "Evaluation",
+    "RecordingMocks",
+    "evaluate_stack",
+    "read_stack_config",
+    "pulumi_mocks",
+]
