@@ -74,7 +74,7 @@ PITR_MIN_DAYS, PITR_MAX_DAYS = 1, 35  # RDS' own bounds for backup_retention_per
 
 
 class ConfigError(ValueError):
-    """A stack config value that cannot be used. The message names key, value and what is allowed."""
+    """A stack config value that cannot be used; names the key, the value and what is allowed."""
 
     def __init__(self, key: str, value: Any, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
@@ -144,7 +144,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "protectData",
         "boolean",
         True,
-        "Protect data-holding resources from `pulumi destroy`; set false only for throwaway stacks.",
+        "Protect data-holding resources from `pulumi destroy`; false only for throwaway stacks.",
     ),
 )
 _KEYS_BY_NAME = {k.name: k for k in CONFIG_KEYS}
@@ -416,7 +416,7 @@ TAG_DATASET = "dr-dataset"
 
 
 def class_tags(data_class: str, dataset: str, extra: Mapping[str, str] | None = None) -> dict:
-    """Tags every resource carries: AWS Backup selects on backup-class, posture groups on dataset."""
+    """Tags on every resource: AWS Backup selects on backup-class; posture groups by dataset."""
     if data_class not in DATA_CLASSES:
         raise ConfigError("dataClass", data_class, f"one of {', '.join(DATA_CLASSES)}")
     return {TAG_CLASS: data_class, TAG_DATASET: dataset, "managed-by": PROJECT, **(extra or {})}
