@@ -9,6 +9,7 @@ import pulumi
 
 from components.alerts import AlertTopics, AlertTopicsArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
+from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
 
 try:
     objectives = load_objectives()
@@ -18,10 +19,57 @@ except ConfigError as err:
     raise SystemExit(2) from None
 
 ObjectivesRecord("objectives", objectives)
+
+
+def _copy_of(exported: dict, dataset: str, region: str) -> str:
+    """The source stack's copy of a dataset in a region, or a clear error if it kept none there."""
+    try:
+        return exported[dataset][region]
+    except KeyError:
+        raise ValueError(
+            f"{objectives.rebuild_from} exports no {dataset!r} copy in {region}; a rebuild stack's "
+            "primaryRegion and drRegion must be regions where the source stack kept copies"
+        ) from None
+
+
 regions = objectives.regions
 
 # CloudWatch Route 53 health-check metrics only exist in us-east-1, so it always gets a topic.
 alerts = AlertTopics("alerts", AlertTopicsArgs(regions=[*regions.all, "us-east-1"]))
 
+# The spec's file data. A rebuild stack adopts the copies prod kept in its primary and DR regions
+# (read through the StackReference, nothing copied) and re-establishes the third copy.
+source = pulumi.StackReference(objectives.rebuild_from) if objectives.is_rebuild else None
+FILE_DATA = [
+    # (dataset, class, archive profile)
+    ("creator-audio", "critical", "standard"),
+    ("user-assets", "important", "standard"),
+    ("generated-archive", "important", "archive-heavy"),
+]
+buckets: dict[str, ReplicatedBucket] = {}
+for dataset, data_class, profile in FILE_DATA:
+    adopt, legacy_keys = {}, []
+    if source:
+        prod_names = source.require_output("buckets")
+        prod_keys = source.require_output("bucketKeyArns")
+        for region in (regions.primary, regions.dr):
+            adopt[region] = prod_names.apply(lambda b, d=dataset, r=region: _copy_of(b, d, r))
+        legacy_keys = [prod_keys.apply(lambda k, d=dataset: _copy_of(k, d, regions.primary))]
+    buckets[dataset] = ReplicatedBucket(
+        dataset,
+        ReplicatedBucketArgs(
+            objectives=objectives,
+            data_class=data_class,
+            dataset=dataset,
+            archive_profile=profile,
+            alarm_topic_arns=alerts.topic_arns,
+            adopt_buckets=adopt,
+            legacy_key_arns=legacy_keys,
+        ),
+    )
+
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
 pulumi.export("alertTopicArns", alerts.topic_arns)
+pulumi.export("buckets", {d: b.bucket_names for d, b in buckets.items()})
+pulumi.export("bucketArns", {d: b.bucket_arns for d, b in buckets.items()})
+pulumi.export("bucketKeyArns", {d: b.key_arns for d, b in buckets.items()})

@@ -100,7 +100,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["outputs"] = dict(self.stack_outputs[ref])
             resource_id = ref
         elif args.typ == "aws:s3/bucket:Bucket":
-            bucket = inputs.get("bucket") or args.resource_id or f"{args.name}-{region}"
+            # bucket_prefix gets a unique suffix from AWS; a stable hash stands in for it here.
+            suffix = hashlib.sha1(args.name.encode()).hexdigest()[:12]
+            prefixed = inputs.get("bucketPrefix") and f"{inputs['bucketPrefix']}{region}-{suffix}"
+            bucket = inputs.get("bucket") or args.resource_id or prefixed or args.name
             resource_id = bucket
             state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
         elif args.typ in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
