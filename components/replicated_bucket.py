@@ -121,7 +121,9 @@ class ReplicatedBucket(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ReplicatedBucketArgs, opts: pulumi.ResourceOptions | None = None
     ):
-        super().__init__(self.TYPE, name, None, opts)
+        # Identity only (never settings): lets the policy rules group this bucket's children.
+        identity = {"dataset": args.dataset, "dataClass": args.data_class}
+        super().__init__(self.TYPE, name, identity, opts)
         objectives = args.objectives
         objective = objectives.of(args.data_class)
         primary = objectives.regions.primary

@@ -23,6 +23,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """platform-dr operator CLI. Exit codes: see the README, "Exit codes"."""
+
+
 # Each module defines register(app) and adds its own commands; one line per module keeps
 # parallel work on different commands from touching the same lines.
 COMMAND_MODULES = [
