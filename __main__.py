@@ -8,6 +8,7 @@ import sys
 import pulumi
 
 from components.alerts import AlertTopics, AlertTopicsArgs
+from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
 
@@ -68,8 +69,18 @@ for dataset, data_class, profile in FILE_DATA:
         ),
     )
 
+# AWS Backup: vaults in the primary and DR regions, a plan per class selecting on backup-class.
+backup = BackupPlan(
+    "backup", BackupPlanArgs(objectives=objectives, alarm_topic_arns=alerts.topic_arns)
+)
+
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
 pulumi.export("alertTopicArns", alerts.topic_arns)
 pulumi.export("buckets", {d: b.bucket_names for d, b in buckets.items()})
 pulumi.export("bucketArns", {d: b.bucket_arns for d, b in buckets.items()})
 pulumi.export("bucketKeyArns", {d: b.key_arns for d, b in buckets.items()})
+pulumi.export("backupVaultNames", backup.vault_names)
+pulumi.export("backupVaultArns", backup.vault_arns)
+pulumi.export("backupPlanIds", backup.plan_ids)
+pulumi.export("backupFrameworkArns", backup.framework_arns)
+pulumi.export("restoreTestingPlanName", backup.restore_testing_plan_name)

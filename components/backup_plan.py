@@ -1,0 +1,733 @@
+"""BackupPlan: AWS Backup for every data class, derived from the objectives.
+
+What it declares:
+
+- a vault in the primary and in the DR region, each under its own customer key, with a vault lock
+  in compliance mode and an access policy that denies deleting recovery points;
+- one backup plan per data class whose rules follow the spec's schedule (hourly, daily, weekly,
+  monthly) and the class objectives, every rule copying to the DR vault;
+- a selection per class by the ``backup-class`` tag that ``class_tags()`` puts on every resource;
+- a monthly restore-testing plan with RDS and S3 selections per class;
+- a Backup Audit Manager framework per class whose controls carry the class RPO and RTO, plus
+  report plans, and EventBridge rules that send failed jobs to the alert topics.
+
+Every number comes from a pure function in this module (``backup_rules``, ``vault_lock_settings``,
+``audit_controls`` ...), so tests, the policy rules and ``drctl verify`` can compute the same values
+without declaring anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.keys import MultiRegionKey, MultiRegionKeyArgs
+from components.objectives import (
+    DATA_CLASSES,
+    DAY,
+    HOUR,
+    MINUTE,
+    PROJECT,
+    TAG_CLASS,
+    ConfigError,
+    Objectives,
+    class_tags,
+)
+from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
+
+DATASET = "aws-backup"
+
+# AWS Backup limits that shape the derivation (AWS Backup developer guide).
+CONTINUOUS_MAX_DAYS = 35  # continuous backup (PITR) keeps at most 35 days
+COLD_MIN_DAYS = 90  # a recovery point stays in cold storage at least 90 days
+LOCK_MIN_CHANGEABLE_DAYS = 3  # compliance-mode grace period: at least 3 days
+START_WINDOW_MIN = 60  # the shortest start window AWS Backup accepts
+AUDIT_MAX_AGE_HOURS = 744  # BACKUP_LAST_RECOVERY_POINT_CREATED: at most 744 hours
+AUDIT_MAX_FREQUENCY_HOURS = 24  # BACKUP_PLAN_MIN_FREQUENCY...: at most 24 when the unit is hours
+VALIDATION_WINDOW_MAX_HOURS = 168
+RESTORE_TEST_START_WINDOW_HOURS = 24
+
+VAULT_LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
+
+MANAGED_BACKUP_POLICIES = (
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+    "arn:aws:iam::aws:policy/AWSBackupServiceRolePolicyForS3Backup",
+)
+MANAGED_RESTORE_POLICIES = (
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+    "arn:aws:iam::aws:policy/AWSBackupServiceRolePolicyForS3Restore",
+)
+
+# Which tiers of the spec's "Backup Schedule" each class gets (issue 4, "Plans per data class").
+CLASS_TIERS: dict[str, tuple[str, ...]] = {
+    "critical": ("hourly", "daily", "weekly", "monthly"),
+    "important": ("daily", "weekly"),
+    "operational": ("daily",),
+}
+# Staggered so the tiers of one class do not all start on the same minute.
+TIER_CRON = {
+    "hourly": "cron(0 * * * ? *)",
+    "daily": "cron(0 5 * * ? *)",
+    "weekly": "cron(0 6 ? * SUN *)",
+    "monthly": "cron(0 7 1 * ? *)",
+}
+CONTINUOUS_CRON = "cron(30 5 * * ? *)"
+
+FAILED_JOB_STATES = ("FAILED", "ABORTED", "EXPIRED", "PARTIAL")
+JOB_DETAIL_TYPES = ("Backup Job State Change", "Copy Job State Change", "Restore Job State Change")
+RESTORE_TEST_RESOURCE_TYPES = ("RDS", "S3")
+
+
+# ---------------------------------------------------------------------------------------------
+# Derivation: pure functions of the objectives.
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One backup rule as derived; the plan declares exactly this."""
+
+    name: str
+    schedule: str
+    interval_s: int  # seconds between two recovery points of this rule
+    delete_after_days: int
+    cold_storage_after_days: int | None = None
+    continuous: bool = False
+    start_window_min: int = START_WINDOW_MIN
+    completion_window_min: int = 2 * START_WINDOW_MIN
+
+
+def audit_hours(seconds: int) -> int:
+    """Whole hours for AWS Backup Audit Manager: rounded UP, at least 1.
+
+    AWS's controls only take whole hours; rounding up means a 15-minute objective is audited at
+    one hour, so the finer objective has to be covered by another mechanism (see
+    ``coverage_gap``)."""
+    return max(1, math.ceil(seconds / HOUR))
+
+
+def _tier_interval(objectives: Objectives, tier: str) -> int:
+    schedule = objectives.schedule
+    return {
+        "hourly": schedule.log_backup_s,
+        "daily": schedule.differential_s,
+        "weekly": schedule.full_s,
+        "monthly": schedule.archive_s,
+    }[tier]
+
+
+def _completion_window(interval_s: int) -> int:
+    # A job may run until the next one of its rule is due (capped at a week), and always at least
+    # an hour past its start window; so a slow job never overlaps its successor.
+    return max(START_WINDOW_MIN + 60, min(interval_s // MINUTE, 7 * DAY // MINUTE))
+
+
+def backup_rules(objectives: Objectives, data_class: str) -> list[RuleSpec]:
+    """The rules of one class's plan, finest first.
+
+    - Tiers come from the spec's schedule (CLASS_TIERS). If the class RPO, in the whole hours AWS
+      audits, is shorter than the class's finest tier, an ``rpo-<n>h`` rule every n hours is
+      added, so the BACKUP_LAST_RECOVERY_POINT_CREATED control can pass (with the defaults that
+      gives important data an hourly rule: its RPO is 1h but its tiers are daily and weekly).
+    - Critical data also gets continuous backup (PITR) for the PITR window (AWS max 35 days).
+    - Retention: the coarsest tier keeps the class retention; every finer tier is kept for one
+      interval of the next coarser tier plus the PITR window, so two tiers always overlap.
+    - Cold storage: the monthly archive moves to cold storage after one archive interval, but only
+      when AWS's 90-day cold minimum still fits inside the class retention.
+    """
+    objective = objectives.of(data_class)
+    pitr = objectives.pitr_window_days
+    tiers = [(t, _tier_interval(objectives, t), TIER_CRON[t]) for t in CLASS_TIERS[data_class]]
+    rpo_hours = audit_hours(objective.rpo_s)
+    if rpo_hours * HOUR < tiers[0][1]:
+        every = f"cron(0 0/{rpo_hours} * * ? *)" if rpo_hours > 1 else TIER_CRON["hourly"]
+        tiers.insert(0, (f"rpo-{rpo_hours}h", rpo_hours * HOUR, every))
+
+    rules: list[RuleSpec] = []
+    for i, (tier, interval, schedule) in enumerate(tiers):
+        if i + 1 < len(tiers):
+            keep = min(objective.retention_days, math.ceil(tiers[i + 1][1] / DAY) + pitr)
+        else:
+            keep = objective.retention_days
+        cold = None
+        if tier == "monthly":
+            warm = math.ceil(interval / DAY)
+            if keep - warm >= COLD_MIN_DAYS:
+                cold = warm
+        rules.append(
+            RuleSpec(
+                name=tier,
+                schedule=schedule,
+                interval_s=interval,
+                delete_after_days=keep,
+                cold_storage_after_days=cold,
+                completion_window_min=_completion_window(interval),
+            )
+        )
+    if data_class == "critical":
+        rules.insert(
+            len([r for r in rules if r.interval_s < DAY]),
+            RuleSpec(
+                name="continuous",
+                schedule=CONTINUOUS_CRON,
+                interval_s=DAY,
+                delete_after_days=min(pitr, CONTINUOUS_MAX_DAYS),
+                continuous=True,
+                completion_window_min=_completion_window(DAY),
+            ),
+        )
+    return rules
+
+
+@dataclass(frozen=True)
+class VaultLockSettings:
+    mode: str
+    min_retention_days: int
+    max_retention_days: int
+    changeable_for_days: int | None  # None: governance mode (no grace period, removable)
+
+
+def vault_lock_settings(
+    objectives: Objectives, mode: str = "COMPLIANCE", changeable_for_days: int = 3
+) -> VaultLockSettings:
+    """Vault lock bounds derived from the rules every class writes into the vaults.
+
+    min_retention_days is the shortest lifecycle any rule (or its DR copy) writes, so no
+    scheduled job is refused by the lock and nobody can write a shorter-lived recovery point;
+    max_retention_days is the longest class retention, so no recovery point can be kept (and paid
+    for) beyond what the objectives ask. Both vaults receive the same lifecycles (copies keep the
+    source lifecycle), so they share the bounds.
+    """
+    if mode not in VAULT_LOCK_MODES:
+        raise ConfigError("vaultLockMode", mode, " or ".join(VAULT_LOCK_MODES))
+    if mode == "COMPLIANCE" and changeable_for_days < LOCK_MIN_CHANGEABLE_DAYS:
+        raise ConfigError(
+            "lockChangeableForDays",
+            changeable_for_days,
+            f"at least {LOCK_MIN_CHANGEABLE_DAYS} days (AWS's compliance-mode grace period)",
+        )
+    lifecycles = [r.delete_after_days for c in DATA_CLASSES for r in backup_rules(objectives, c)]
+    return VaultLockSettings(
+        mode=mode,
+        min_retention_days=min(lifecycles),
+        max_retention_days=max(lifecycles),
+        changeable_for_days=changeable_for_days if mode == "COMPLIANCE" else None,
+    )
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    name: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    scope_tags: dict[str, str] = field(default_factory=dict)
+
+
+def _frequency_parameters(rpo_s: int) -> dict[str, str]:
+    hours = audit_hours(rpo_s)
+    if hours <= AUDIT_MAX_FREQUENCY_HOURS:
+        return {"requiredFrequencyUnit": "hours", "requiredFrequencyValue": str(hours)}
+    return {"requiredFrequencyUnit": "days", "requiredFrequencyValue": str(math.ceil(hours / 24))}
+
+
+def audit_controls(
+    objectives: Objectives, data_class: str, lock: VaultLockSettings
+) -> list[ControlSpec]:
+    """Backup Audit Manager controls of one class, scoped to its backup-class tag.
+
+    RPO goes in whole hours (rounded up, at least 1h; AWS's limit is 744h); RTO in minutes
+    (rounded up). Minimum retention is the PITR window: no recovery point of the class may expire
+    before a point-in-time restore could need it.
+    """
+    objective = objectives.of(data_class)
+    scope = {TAG_CLASS: data_class}
+    age_hours = min(audit_hours(objective.rpo_s), AUDIT_MAX_AGE_HOURS)
+    return [
+        ControlSpec(
+            "BACKUP_LAST_RECOVERY_POINT_CREATED",
+            {"recoveryPointAgeUnit": "hours", "recoveryPointAgeValue": str(age_hours)},
+            scope,
+        ),
+        ControlSpec(
+            "RESTORE_TIME_FOR_RESOURCES_MEET_TARGET",
+            {"maxRestoreTime": str(math.ceil(objective.rto_s / MINUTE))},
+            scope,
+        ),
+        ControlSpec(
+            "BACKUP_RESOURCES_PROTECTED_BY_CROSS_REGION",
+            {"crossRegionList": objectives.regions.dr},
+            scope,
+        ),
+        ControlSpec("BACKUP_RECOVERY_POINT_ENCRYPTED", {}, scope),
+        ControlSpec(
+            "BACKUP_RECOVERY_POINT_MINIMUM_RETENTION_CHECK",
+            {"requiredRetentionDays": str(objectives.pitr_window_days)},
+            scope,
+        ),
+        ControlSpec(
+            "BACKUP_PLAN_MIN_FREQUENCY_AND_MIN_RETENTION_CHECK",
+            {
+                **_frequency_parameters(objective.rpo_s),
+                "requiredRetentionDays": str(objectives.pitr_window_days),
+            },
+            scope,
+        ),
+        ControlSpec(
+            "BACKUP_RESOURCES_PROTECTED_BY_BACKUP_VAULT_LOCK",
+            {
+                "minRetentionDays": str(lock.min_retention_days),
+                "maxRetentionDays": str(lock.max_retention_days),
+            },
+            scope,
+        ),
+    ]
+
+
+def coverage_gap(objectives: Objectives, data_class: str) -> str | None:
+    """What covers the part of the RPO that AWS Backup's whole-hour audit cannot see, or None."""
+    rpo_s = objectives.of(data_class).rpo_s
+    audited_s = audit_hours(rpo_s) * HOUR
+    if rpo_s >= audited_s:
+        return None
+    return (
+        f"AWS Backup audits recovery-point age in whole hours ({audited_s // HOUR}h) but the "
+        f"objective is {rpo_s // MINUTE}m: continuous backup (PITR) of RDS and S3 in AWS Backup, "
+        "WAL archiving of the database (archive_timeout from the RPO) and S3 Replication Time "
+        "Control (15 min) cover the gap; drctl verify measures it"
+    )
+
+
+def restore_test_schedule(restore_test_s: int) -> str:
+    """The spec's restore-test cadence as a cron: monthly on the 2nd (after the 1st's archive)."""
+    days = restore_test_s / DAY
+    if days >= 28:
+        return "cron(0 8 2 * ? *)"
+    if days >= 7:
+        return "cron(0 8 ? * MON *)"
+    return "cron(0 8 * * ? *)"
+
+
+def validation_window_hours(objectives: Objectives, data_class: str) -> int:
+    """A restored test copy is kept for the class RTO: validation must finish inside it."""
+    hours = math.ceil(objectives.of(data_class).rto_s / HOUR)
+    return max(1, min(hours, VALIDATION_WINDOW_MAX_HOURS))
+
+
+def failed_jobs_pattern() -> str:
+    # Backup and copy job events carry `state`, restore job events carry `status` (AWS Backup
+    # EventBridge reference); match either.
+    states = list(FAILED_JOB_STATES)
+    return json.dumps(
+        {
+            "source": ["aws.backup"],
+            "detail-type": list(JOB_DETAIL_TYPES),
+            "detail": {"$or": [{"state": states}, {"status": states}]},
+        }
+    )
+
+
+def _resource_name(objectives: Objectives, *parts: str, sep: str = "-") -> str:
+    # Vault/plan names allow hyphens; framework, report and restore-testing names only underscores.
+    words = [PROJECT, objectives.stack, *parts]
+    return sep.join(w.replace("-", sep).replace("_", sep) for w in words)
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies
+
+
+def backup_trust_policy(account_id: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "backup.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                }
+            ],
+        }
+    )
+
+
+def vault_key_policy(key_arns: list[str], restore: bool) -> str:
+    """What AWS Backup needs on the vault keys, and only on those keys."""
+    actions = ["kms:Decrypt", "kms:DescribeKey"]
+    if not restore:
+        actions += ["kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "UseVaultKeys", "Effect": "Allow", "Action": actions, "Resource": key_arns},
+                {
+                    "Sid": "GrantToBackupOnly",
+                    "Effect": "Allow",
+                    "Action": "kms:CreateGrant",
+                    "Resource": key_arns,
+                    "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                },
+            ],
+        }
+    )
+
+
+def vault_access_policy(vault_arn: str) -> str:
+    """Nobody, root included, deletes or shortens a recovery point or deletes the vault.
+
+    In a vault access policy a Resource of "*" means the recovery points in this vault (their
+    ARNs differ per service: EBS snapshots, RDS snapshots, backup recovery points); the vault
+    itself is named by its ARN. AWS Backup's own lifecycle expiry is not subject to this policy.
+    """
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyRecoveryPointDeletion",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": [
+                        "backup:DeleteRecoveryPoint",
+                        "backup:UpdateRecoveryPointLifecycle",
+                        "backup:DisassociateRecoveryPoint",
+                    ],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "DenyVaultDeletion",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": ["backup:DeleteBackupVault"],
+                    "Resource": vault_arn,
+                },
+            ],
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Component
+
+
+@dataclass
+class BackupPlanArgs:
+    """Arguments of BackupPlan.
+
+    objectives: the stack's Objectives; regions, class RPO/RTO/retention and schedule come from it.
+    alarm_topic_arns: region -> encrypted SNS topic ARN; required for the primary and DR regions
+        (failed backup, copy and restore jobs are sent there).
+    vault_lock_mode: "COMPLIANCE" (default: nobody can remove the lock after the grace period) or
+        "GOVERNANCE" (removable with IAM permission; only for throwaway stacks).
+    lock_changeable_for_days: compliance-mode grace period before the lock becomes immutable;
+        default 3 (AWS's minimum).
+    report_formats: Backup Audit Manager report formats; default ("CSV", "JSON").
+    """
+
+    objectives: Objectives
+    alarm_topic_arns: Mapping[str, pulumi.Input[str]]
+    vault_lock_mode: str = "COMPLIANCE"
+    lock_changeable_for_days: int = LOCK_MIN_CHANGEABLE_DAYS
+    report_formats: tuple[str, ...] = ("CSV", "JSON")
+
+
+class BackupPlan(pulumi.ComponentResource):
+    """Outputs: ``vault_names``/``vault_arns`` (region -> value), ``plan_ids`` and
+    ``framework_arns`` (class -> value), ``restore_testing_plan_name``, ``report_bucket_name``."""
+
+    TYPE = f"{PROJECT}:backup_plan:BackupPlan"
+
+    def __init__(self, name: str, args: BackupPlanArgs, opts: pulumi.ResourceOptions | None = None):
+        objectives = args.objectives
+        primary, dr = objectives.regions.primary, objectives.regions.dr
+        # Everything derivable is derived (and validated) before any resource is declared.
+        lock = vault_lock_settings(objectives, args.vault_lock_mode, args.lock_changeable_for_days)
+        rules = {c: backup_rules(objectives, c) for c in DATA_CLASSES}
+        controls = {c: audit_controls(objectives, c, lock) for c in DATA_CLASSES}
+        missing = [r for r in (primary, dr) if r not in args.alarm_topic_arns]
+        if missing:
+            raise ConfigError(
+                "alarm_topic_arns",
+                sorted(args.alarm_topic_arns),
+                f"a topic for every vault region; missing {', '.join(missing)}",
+            )
+        super().__init__(self.TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        data_opts = pulumi.ResourceOptions(
+            parent=self, protect=objectives.protect_data, retain_on_delete=objectives.protect_data
+        )
+        tags = class_tags("critical", DATASET)
+        account = aws.get_caller_identity_output().account_id
+
+        # Vaults. One single-region key per vault, not replicas of one multi-Region key: AWS
+        # Backup re-encrypts every cross-region copy under the destination vault's key, so shared
+        # key material buys nothing, while a replica key rotates from, and is managed through,
+        # its primary region, the region whose loss the DR vault exists for.
+        self.vault_names: dict[str, pulumi.Output[str]] = {}
+        self.vault_arns: dict[str, pulumi.Output[str]] = {}
+        key_arns: list[pulumi.Output[str]] = []
+        for role, region in (("primary", primary), ("dr", dr)):
+            key = MultiRegionKey(
+                f"{name}-{role}-key",
+                MultiRegionKeyArgs(
+                    regions=[region],
+                    description=f"AWS Backup vault ({role}, {region})",
+                    data_class="critical",
+                    dataset=DATASET,
+                ),
+                opts=child,
+            )
+            vault = aws.backup.Vault(
+                f"{name}-{role}-vault",
+                region=region,
+                name=_resource_name(objectives, region),
+                kms_key_arn=key.arns[region],
+                force_destroy=False,
+                tags=tags,
+                opts=data_opts,
+            )
+            aws.backup.VaultLockConfiguration(
+                f"{name}-{role}-lock",
+                region=region,
+                backup_vault_name=vault.name,
+                min_retention_days=lock.min_retention_days,
+                max_retention_days=lock.max_retention_days,
+                changeable_for_days=lock.changeable_for_days,
+                opts=data_opts,
+            )
+            aws.backup.VaultPolicy(
+                f"{name}-{role}-policy",
+                region=region,
+                backup_vault_name=vault.name,
+                policy=vault.arn.apply(vault_access_policy),
+                opts=child,
+            )
+            self.vault_names[region] = vault.name
+            self.vault_arns[region] = vault.arn
+            key_arns.append(key.arns[region])
+
+        # Separate roles: the one that writes recovery points cannot restore them, and back.
+        backup_role = self._role(f"{name}-backup-role", account, key_arns, False, child)
+        restore_role = self._role(f"{name}-restore-role", account, key_arns, True, child)
+
+        # Plans and selections, one per class.
+        self.plan_ids: dict[str, pulumi.Output[str]] = {}
+        for cls in DATA_CLASSES:
+            cls_tags = class_tags(cls, DATASET)
+            plan = aws.backup.Plan(
+                f"{name}-{cls}",
+                region=primary,
+                name=_resource_name(objectives, cls),
+                rules=[
+                    self._rule(spec, self.vault_names[primary], self.vault_arns[dr], cls_tags)
+                    for spec in rules[cls]
+                ],
+                tags=cls_tags,
+                opts=child,
+            )
+            aws.backup.Selection(
+                f"{name}-{cls}-selection",
+                region=primary,
+                name=_resource_name(objectives, cls),
+                plan_id=plan.id,
+                iam_role_arn=backup_role.arn,
+                selection_tags=[
+                    aws.backup.SelectionSelectionTagArgs(
+                        type="STRINGEQUALS", key=TAG_CLASS, value=cls
+                    )
+                ],
+                opts=child,
+            )
+            self.plan_ids[cls] = plan.id
+
+        # Restore testing: monthly, from the primary vault, RDS and S3 of every class.
+        testing = aws.backup.RestoreTestingPlan(
+            f"{name}-restore-testing",
+            region=primary,
+            name=_resource_name(objectives, "restore", "testing", sep="_"),
+            schedule_expression=restore_test_schedule(objectives.schedule.restore_test_s),
+            schedule_expression_timezone="Etc/UTC",
+            start_window_hours=RESTORE_TEST_START_WINDOW_HOURS,
+            recovery_point_selection=aws.backup.RestoreTestingPlanRecoveryPointSelectionArgs(
+                algorithm="LATEST_WITHIN_WINDOW",
+                include_vaults=[self.vault_arns[primary]],
+                recovery_point_types=["SNAPSHOT", "CONTINUOUS"],
+                selection_window_days=max(1, objectives.schedule.restore_test_s // DAY),
+            ),
+            tags=tags,
+            opts=child,
+        )
+        for cls in DATA_CLASSES:
+            for resource_type in RESTORE_TEST_RESOURCE_TYPES:
+                aws.backup.RestoreTestingSelection(
+                    f"{name}-restore-testing-{cls}-{resource_type.lower()}",
+                    region=primary,
+                    name=f"{cls}_{resource_type.lower()}",
+                    restore_testing_plan_name=testing.name,
+                    protected_resource_type=resource_type,
+                    iam_role_arn=restore_role.arn,
+                    protected_resource_arns=["*"],
+                    protected_resource_conditions=aws.backup.RestoreTestingSelectionProtectedResourceConditionsArgs(
+                        string_equals=[
+                            aws.backup.RestoreTestingSelectionProtectedResourceConditionsStringEqualArgs(
+                                key=f"aws:ResourceTag/{TAG_CLASS}", value=cls
+                            )
+                        ]
+                    ),
+                    validation_window_hours=validation_window_hours(objectives, cls),
+                    opts=child,
+                )
+        self.restore_testing_plan_name = testing.name
+
+        # Audit: one framework per class, because each class's controls carry different values
+        # and a control name appears once per framework.
+        self.framework_arns: dict[str, pulumi.Output[str]] = {}
+        for cls in DATA_CLASSES:
+            framework = aws.backup.Framework(
+                f"{name}-{cls}-framework",
+                region=primary,
+                name=_resource_name(objectives, cls, sep="_"),
+                description=f"{cls} data: RPO, RTO, cross-region copy, lock, encryption, retention",
+                controls=[
+                    aws.backup.FrameworkControlArgs(
+                        name=c.name,
+                        input_parameters=[
+                            aws.backup.FrameworkControlInputParameterArgs(name=k, value=v)
+                            for k, v in c.parameters.items()
+                        ]
+                        or None,
+                        scope=aws.backup.FrameworkControlScopeArgs(tags=c.scope_tags),
+                    )
+                    for c in controls[cls]
+                ],
+                tags=class_tags(cls, DATASET),
+                opts=child,
+            )
+            self.framework_arns[cls] = framework.arn
+
+        reports = ReplicatedBucket(
+            f"{name}-reports",
+            ReplicatedBucketArgs(
+                objectives=objectives,
+                data_class="operational",
+                dataset="backup-reports",
+                alarm_topic_arns=args.alarm_topic_arns,
+            ),
+            opts=child,
+        )
+        self.report_bucket_name = reports.primary_bucket_name
+        report_settings = {
+            "compliance": aws.backup.ReportPlanReportSettingArgs(
+                report_template="CONTROL_COMPLIANCE_REPORT",
+                framework_arns=list(self.framework_arns.values()),
+                number_of_frameworks=len(self.framework_arns),
+            ),
+            **{
+                job: aws.backup.ReportPlanReportSettingArgs(
+                    report_template=f"{job.upper()}_JOB_REPORT", regions=[primary, dr]
+                )
+                for job in ("backup", "copy", "restore")
+            },
+        }
+        for report, setting in report_settings.items():
+            aws.backup.ReportPlan(
+                f"{name}-{report}-report",
+                region=primary,
+                name=_resource_name(objectives, report, sep="_"),
+                description=f"{report} report of {PROJECT} {objectives.stack}",
+                report_delivery_channel=aws.backup.ReportPlanReportDeliveryChannelArgs(
+                    s3_bucket_name=reports.primary_bucket_name,
+                    s3_key_prefix=f"backup-reports/{report}",
+                    formats=list(args.report_formats),
+                ),
+                report_setting=setting,
+                tags=class_tags("operational", "backup-reports"),
+                opts=child,
+            )
+
+        # Failed, aborted, expired or partial jobs in either vault region go to that region's
+        # encrypted alert topic (EventBridge can only target a topic in its own region).
+        for role, region in (("primary", primary), ("dr", dr)):
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{role}-failed-jobs",
+                region=region,
+                description="AWS Backup backup, copy or restore job failed, aborted or expired",
+                event_pattern=failed_jobs_pattern(),
+                tags=class_tags("operational", DATASET),
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{role}-failed-jobs-topic",
+                region=region,
+                rule=rule.name,
+                arn=args.alarm_topic_arns[region],
+                opts=child,
+            )
+
+        self.register_outputs(
+            {
+                "vault_names": self.vault_names,
+                "vault_arns": self.vault_arns,
+                "plan_ids": self.plan_ids,
+                "framework_arns": self.framework_arns,
+                "restore_testing_plan_name": self.restore_testing_plan_name,
+                "report_bucket_name": self.report_bucket_name,
+            }
+        )
+
+    @staticmethod
+    def _rule(spec: RuleSpec, vault_name, dr_vault_arn, tags) -> aws.backup.PlanRuleArgs:
+        lifecycle = dict(
+            delete_after=spec.delete_after_days,
+            cold_storage_after=spec.cold_storage_after_days,
+            opt_in_to_archive_for_supported_resources=(
+                True if spec.cold_storage_after_days else None
+            ),
+        )
+        return aws.backup.PlanRuleArgs(
+            rule_name=spec.name,
+            target_vault_name=vault_name,
+            schedule=spec.schedule,
+            schedule_expression_timezone="Etc/UTC",
+            start_window=spec.start_window_min,
+            completion_window=spec.completion_window_min,
+            enable_continuous_backup=spec.continuous or None,
+            lifecycle=aws.backup.PlanRuleLifecycleArgs(**lifecycle),
+            # The DR copy lives exactly as long as the source recovery point.
+            copy_actions=[
+                aws.backup.PlanRuleCopyActionArgs(
+                    destination_vault_arn=dr_vault_arn,
+                    lifecycle=aws.backup.PlanRuleCopyActionLifecycleArgs(**lifecycle),
+                )
+            ],
+            # Recovery points carry the class tag so tag-scoped audit controls see them.
+            recovery_point_tags=tags,
+        )
+
+    @staticmethod
+    def _role(name, account, key_arns, restore: bool, child) -> aws.iam.Role:
+        role = aws.iam.Role(
+            name,
+            assume_role_policy=account.apply(backup_trust_policy),
+            description="AWS Backup " + ("restores and restore tests" if restore else "backups"),
+            tags=class_tags("critical", DATASET),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-vault-keys",
+            role=role.id,
+            policy=pulumi.Output.all(*key_arns).apply(
+                lambda arns: vault_key_policy(list(arns), restore)
+            ),
+            opts=child,
+        )
+        for arn in MANAGED_RESTORE_POLICIES if restore else MANAGED_BACKUP_POLICIES:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{arn.rsplit('/', 1)[-1]}", role=role.name, policy_arn=arn, opts=child
+            )
+        return role
