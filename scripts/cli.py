@@ -33,6 +33,8 @@ def _root() -> None:
 # parallel work on different commands from touching the same lines.
 COMMAND_MODULES = [
     "scripts.posture",
+    "scripts.object_recovery",
+    "scripts.drill",
 ]
 
 for module_name in COMMAND_MODULES:

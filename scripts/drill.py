@@ -1,0 +1,5 @@
+"""`drctl drill` (placeholder while being written)."""
+
+
+def register(app) -> None:
+    pass
