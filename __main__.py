@@ -11,9 +11,11 @@ from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
+from components.secrets_backup import SecretsBackup, load_settings, secrets_backup_args
 
 try:
     objectives = load_objectives()
+    app_config = load_settings()
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.
     print(f"error: {err}", file=sys.stderr)
@@ -69,6 +71,11 @@ for dataset, data_class, profile in FILE_DATA:
         ),
     )
 
+# App secrets and config in the primary and DR regions, plus the config snapshot bucket.
+secrets = SecretsBackup(
+    "app-config", secrets_backup_args(objectives, app_config, alerts.topic_arns, source)
+)
+
 # AWS Backup: vaults in the primary and DR regions, a plan per class selecting on backup-class.
 backup = BackupPlan(
     "backup", BackupPlanArgs(objectives=objectives, alarm_topic_arns=alerts.topic_arns)
@@ -84,3 +91,11 @@ pulumi.export("backupVaultArns", backup.vault_arns)
 pulumi.export("backupPlanIds", backup.plan_ids)
 pulumi.export("backupFrameworkArns", backup.framework_arns)
 pulumi.export("restoreTestingPlanName", backup.restore_testing_plan_name)
+pulumi.export("configParameterPrefix", secrets.parameter_prefix)
+pulumi.export("configParameterNames", secrets.parameter_names)
+pulumi.export("configRegions", secrets.regions)
+pulumi.export("secretArns", secrets.secret_arns)
+pulumi.export("secretsKeyArns", secrets.key_arns)
+pulumi.export("secretRotationEnabled", secrets.rotation_enabled)
+pulumi.export("configBucketNames", secrets.snapshot_bucket_names)
+pulumi.export("configBucketKeyArns", secrets.snapshot_key_arns)

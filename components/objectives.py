@@ -146,6 +146,45 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         True,
         "Protect data-holding resources from `pulumi destroy`; false only for throwaway stacks.",
     ),
+    # App secrets and config (components/secrets_backup.py parses these). Secret values are
+    # never here: they are `platform-dr-secrets:<name>` secret config.
+    ConfigKey(
+        "featureFlags",
+        "string",
+        "music-generation=true,social-feed=true,creator-payouts=true,maintenance-mode=false",
+        "Feature flags as name=true|false pairs; SSM parameters in the primary and DR region.",
+    ),
+    ConfigKey(
+        "envConfig",
+        "string",
+        "LOG_LEVEL=info,MAX_UPLOAD_MB=200",
+        "Non-secret env config as NAME=value pairs; SSM String parameters in both regions.",
+    ),
+    ConfigKey(
+        "secureEnv",
+        "string",
+        "DATABASE_URL",
+        "Sensitive env var names; SecureString parameters, values from platform-dr-secrets:NAME.",
+    ),
+    ConfigKey(
+        "apiKeys",
+        "string",
+        "payments,email,ai-model",
+        "API key secret names; replicated secrets, values from platform-dr-secrets:NAME.",
+    ),
+    ConfigKey(
+        "integrations",
+        "string",
+        "cdn,analytics",
+        "Integration-settings secret names; replicated secrets, values from platform-dr-secrets.",
+    ),
+    ConfigKey(
+        "secretRotationLambdaArn",
+        "string",
+        "",
+        "Lambda that rotates the API key secrets; empty turns rotation off.",
+    ),
+    ConfigKey("secretRotationDays", "integer", 30, "Days between API key rotations (1-365)."),
 )
 _KEYS_BY_NAME = {k.name: k for k in CONFIG_KEYS}
 
