@@ -289,7 +289,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
 
     def _replicate(self, name, primary, replicas, objective, args, versionings, child):
         role = aws.iam.Role(
-            f"{name}-replication",
+            f"{name}-replication-role",
             assume_role_policy=aws.get_caller_identity_output().account_id.apply(
                 replication_trust_policy
             ),
@@ -311,7 +311,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
             )
         )
         role_policy = aws.iam.RolePolicy(
-            f"{name}-replication", role=role.id, policy=policy, opts=child
+            f"{name}-replication-policy", role=role.id, policy=policy, opts=child
         )
         rules = []
         for priority, region in enumerate(replicas, start=1):

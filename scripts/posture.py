@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:
             ["prod"], "--stack", "-s", help="Stack(s) to report on; repeat for several."
         ),
         json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+        project_dir: Path = typer.Option(
+            ROOT, "--project-dir", help="Directory holding Pulumi.yaml and the stack files."
+        ),
     ) -> None:
         """Offline report: per data class, objectives, mechanisms, worst-case RPO and a verdict.
 
@@ -96,7 +99,7 @@ def register(app: typer.Typer) -> None:
         for name in stack:
             progress.print(f"evaluating stack {name} under Pulumi mocks ...")
             try:
-                documents.append(posture_of(name))
+                documents.append(posture_of(name, project_dir))
             except ConfigError as err:
                 fail(str(err), ExitCode.INVALID_CONFIG)
             except FileNotFoundError as err:

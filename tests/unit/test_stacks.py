@@ -1,0 +1,69 @@
+"""The prod and dr stacks, evaluated from the real __main__.py and stack files under mocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.evaluate import evaluate_stack
+
+DATASETS = ("creator-audio", "user-assets", "generated-archive")
+
+
+def test_prod_exports_what_later_stacks_and_scripts_need(prod):
+    assert prod.outputs["regions"] == {
+        "primary": "us-east-1",
+        "dr": "us-west-2",
+        "third": "eu-west-1",
+    }
+    for output in ("buckets", "bucketArns", "bucketKeyArns"):
+        assert set(prod.outputs[output]) >= set(DATASETS)
+        for dataset in DATASETS:
+            assert set(prod.outputs[output][dataset]) == {"us-east-1", "us-west-2", "eu-west-1"}
+    assert set(prod.outputs["alertTopicArns"]) == {"us-east-1", "us-west-2", "eu-west-1"}
+
+
+def test_dr_adopts_prods_replicas_through_the_stack_reference(prod, dr):
+    refs = dr.of_type("pulumi:pulumi:StackReference")
+    assert [r.id for r in refs] == ["organization/platform-dr/prod"]
+    for dataset in DATASETS:
+        for region in ("us-west-2", "eu-west-1"):
+            adopted = dr.named(f"{dataset}-{region}")
+            # Read, not created: the id is prod's replica, and nothing is copied.
+            assert adopted.import_id == prod.outputs["buckets"][dataset][region]
+            assert dr.outputs["buckets"][dataset][region] == adopted.import_id
+        fresh = dr.named(f"{dataset}-us-east-2")
+        assert not fresh.import_id and fresh.inputs["bucketPrefix"].startswith(dataset[:20])
+
+
+def test_dr_replicates_from_the_old_replica_to_the_remaining_regions(prod, dr):
+    config = dr.named("creator-audio-replication")
+    assert config.region == "us-west-2"
+    assert config.inputs["bucket"] == prod.outputs["buckets"]["creator-audio"]["us-west-2"]
+    assert [r["id"] for r in config.inputs["rules"]] == ["to-eu-west-1", "to-us-east-2"]
+
+
+def test_dr_replication_can_decrypt_objects_written_under_prods_keys(prod, dr):
+    policy = dr.named("creator-audio-replication-policy").inputs["policy"]
+    assert prod.outputs["bucketKeyArns"]["creator-audio"]["us-west-2"] in policy
+
+
+def test_dr_refuses_a_primary_where_prod_kept_no_copy(prod):
+    with pytest.raises(
+        Exception, match=r"no .*copy.* in ap-south-1; a rebuild stack's primaryRegion"
+    ):
+        evaluate_stack(
+            "dr",
+            overrides={"primaryRegion": "ap-south-1"},
+            stack_outputs={"organization/platform-dr/prod": prod.outputs},
+        )
+
+
+@pytest.mark.parametrize("stack", ["prod", "dr"])
+def test_every_aws_resource_is_regional_and_data_is_tagged(request, stack):
+    evaluation = request.getfixturevalue(stack)
+    global_types = ("aws:iam/",)
+    for resource in evaluation.resources:
+        if resource.type.startswith("aws:") and not resource.type.startswith(global_types):
+            assert resource.region or resource.import_id, resource.name
+        if resource.type in ("aws:s3/bucket:Bucket", "aws:kms/key:Key") and not resource.import_id:
+            assert resource.tags.get("backup-class") in ("critical", "important", "operational")
