@@ -146,6 +146,28 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         True,
         "Protect data-holding resources from `pulumi destroy`; false only for throwaway stacks.",
     ),
+    # DR standby (components/dr_standby.py parses these).
+    ConfigKey(
+        "pilotLightRecovery",
+        "string",
+        "1h",
+        "Time a pilot-light DR region needs to scale up; a class RTO at or under it gets a "
+        "warm standby.",
+    ),
+    ConfigKey("drVpcCidr", "string", "10.42.0.0/16", "Private CIDR of the DR-region VPC."),
+    ConfigKey(
+        "dnsZoneId",
+        "string",
+        "",
+        "Route 53 zone id of the failover records; empty: the stack creates dnsZoneName.",
+    ),
+    ConfigKey(
+        "dnsZoneName",
+        "string",
+        "music-platform.example",
+        "Domain of the hosted zone that holds the database failover records.",
+    ),
+    ConfigKey("dbRecordName", "string", "db", "Label of the database failover record."),
     # App secrets and config (components/secrets_backup.py parses these). Secret values are
     # never here: they are `platform-dr-secrets:<name>` secret config.
     ConfigKey(

@@ -110,6 +110,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             key_id = "mrk-" + hashlib.sha1(args.name.encode()).hexdigest()[:32]
             resource_id = key_id
             state.update(key_id=key_id, arn=_arn(args.typ, f"key/{key_id}", region))
+        elif args.typ == "aws:rds/instance:Instance":
+            ident = inputs.get("identifier") or args.name
+            address = f"{ident}.c0ffee.{region or 'us-east-1'}.rds.amazonaws.com"
+            state.update(identifier=ident, address=address, endpoint=f"{address}:5432")
+            state.setdefault("arn", _arn(args.typ, f"db:{ident}", region))
+        elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
+            state.setdefault("private_ip", "10.42.0.10")
         elif args.typ.startswith("aws:"):
             state.setdefault("arn", _arn(args.typ, args.name, region))
             state.setdefault("name", inputs.get("name") or args.name)
@@ -136,6 +143,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            region = args.args.get("region") or "us-east-1"
+            names = [f"{region}{z}" for z in "abc"]
+            return {"names": names, "zoneIds": names, "groupNames": [region], "id": region}
         raise NotImplementedError(f"evaluate.RecordingMocks has no answer for invoke {args.token}")
 
 

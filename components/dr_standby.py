@@ -1,0 +1,660 @@
+"""DrStandby: the DR region kept ready to take over, sized from the recovery time objectives.
+
+Two postures, chosen by ``choose_standby_mode`` from the tightest RTO of any data class:
+
+- **warm standby**: a scaled-down but fully working copy. The database standby runs on the same
+  instance class as the primary and the app tier keeps one instance up, so failover is a promotion
+  and a DNS switch (minutes).
+- **pilot light**: the data keeps replicating (the RPO needs that in either posture) on the
+  smallest instance class that keeps up, and app compute stays at zero. Failover must first scale
+  the database up and start compute from nothing, which takes ``pilot_light_recovery_s``.
+
+So a class whose RTO does not leave room for that scale-up forces a warm standby. The DR region
+always gets: a VPC with private subnets in at least two Availability Zones and an S3 gateway
+endpoint (pgBackRest repo2 and dumps, without a NAT), an app security group and a database
+security group that admits the database port from the app group only, the database standby of the
+chosen backend, a Route 53 health check on the primary endpoint with PRIMARY/SECONDARY failover
+records, and health-check alarms in us-east-1 (the only region with Route 53 metrics).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.keys import MultiRegionKey, MultiRegionKeyArgs
+from components.objectives import (
+    HOUR,
+    ConfigError,
+    Objectives,
+    class_tags,
+    format_duration,
+    parse_duration,
+)
+
+WARM_STANDBY = "warm-standby"
+PILOT_LIGHT = "pilot-light"
+ROUTE53_METRICS_REGION = "us-east-1"
+DEFAULT_PILOT_LIGHT_RECOVERY = "1h"
+DEFAULT_VPC_CIDR = "10.42.0.0/16"
+DEFAULT_ZONE_NAME = "music-platform.example"
+DEFAULT_RECORD_NAME = "db"
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
+
+
+@dataclass(frozen=True)
+class StandbyMode:
+    """The posture of the DR region and why; ``drctl posture`` shows both."""
+
+    mode: str  # WARM_STANDBY or PILOT_LIGHT
+    reason: str
+    driving_class: str  # the class with the tightest RTO
+    app_min_capacity: int  # app instances kept running in the DR region
+    health_check_interval_s: int  # Route 53 accepts 10 (fast) or 30
+
+
+def choose_standby_mode(objectives: Objectives, pilot_light_recovery_s: int) -> StandbyMode:
+    """Warm standby when some class's RTO cannot absorb a pilot-light scale-up, else pilot light.
+
+    Pure: the component, the policy rule and posture all call this one function.
+    """
+    tightest = min(objectives.classes.values(), key=lambda c: (c.rto_s, c.name))
+    rto, budget = format_duration(tightest.rto_s), format_duration(pilot_light_recovery_s)
+    if tightest.rto_s <= pilot_light_recovery_s:
+        return StandbyMode(
+            WARM_STANDBY,
+            f"{tightest.name} RTO {rto} leaves no room for the {budget} a pilot-light region "
+            "needs to scale the database up and start compute (pilotLightRecovery); the standby "
+            "runs at full size and one app instance stays up",
+            tightest.name,
+            app_min_capacity=1,
+            health_check_interval_s=10,
+        )
+    return StandbyMode(
+        PILOT_LIGHT,
+        f"the tightest RTO ({tightest.name}, {rto}) allows the {budget} pilot-light scale-up "
+        "(pilotLightRecovery); data keeps replicating on the smallest standby, app compute is "
+        "at zero until failover",
+        tightest.name,
+        app_min_capacity=0,
+        health_check_interval_s=30,
+    )
+
+
+@dataclass(frozen=True)
+class DrSettings:
+    """Stack config that only the DR standby reads (keys in CONFIG_KEYS and Pulumi.yaml)."""
+
+    pilot_light_recovery_s: int = parse_duration("pilotLightRecovery", DEFAULT_PILOT_LIGHT_RECOVERY)
+    vpc_cidr: str = DEFAULT_VPC_CIDR
+    zone_id: str = ""
+    zone_name: str = DEFAULT_ZONE_NAME
+    record_name: str = DEFAULT_RECORD_NAME
+
+
+def parse_dr_settings(raw: Mapping[str, Any]) -> DrSettings:
+    """Validate the DR keys of raw stack config; ConfigError naming the key if one is bad."""
+    defaults = DrSettings()
+    recovery = parse_duration(
+        "pilotLightRecovery", raw.get("pilotLightRecovery") or DEFAULT_PILOT_LIGHT_RECOVERY
+    )
+    cidr = str(raw.get("drVpcCidr") or DEFAULT_VPC_CIDR)
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError:
+        raise ConfigError("drVpcCidr", cidr, "an IPv4 network such as 10.42.0.0/16") from None
+    if not 16 <= network.prefixlen <= 24 or not network.is_private:
+        raise ConfigError("drVpcCidr", cidr, "a private IPv4 network from /16 to /24")
+    zone_name = str(raw.get("dnsZoneName") or DEFAULT_ZONE_NAME).lower().rstrip(".")
+    if not _DOMAIN.match(zone_name):
+        raise ConfigError("dnsZoneName", zone_name, "a DNS domain name such as example.com")
+    record = str(raw.get("dbRecordName") or DEFAULT_RECORD_NAME).lower()
+    if not _LABEL.match(record):
+        raise ConfigError("dbRecordName", record, "one DNS label: a-z, 0-9 and '-', 1-63 chars")
+    zone_id = str(raw.get("dnsZoneId") or "")
+    if zone_id and not re.fullmatch(r"Z[A-Z0-9]{4,31}", zone_id):
+        raise ConfigError("dnsZoneId", zone_id, "a Route 53 hosted zone id such as Z0123456789AB")
+    return DrSettings(recovery, str(network), zone_id or defaults.zone_id, zone_name, record)
+
+
+def load_dr_settings() -> DrSettings:
+    from components.objectives import raw_config_from_pulumi
+
+    return parse_dr_settings(raw_config_from_pulumi())
+
+
+def split_endpoint(endpoint: str, default_port: int) -> tuple[str, int]:
+    """'db.example.com:6543' -> ('db.example.com', 6543); a bare host keeps ``default_port``."""
+    host, _, port = endpoint.strip().rpartition(":")
+    if host and port.isdigit():
+        return host, int(port)
+    return endpoint.strip(), default_port
+
+
+def private_subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
+    """``count`` equal private subnets carved from the front of the VPC (room left for more)."""
+    network = ipaddress.IPv4Network(vpc_cidr)
+    new_prefix = min(network.prefixlen + 4, 28)
+    subnets = list(network.subnets(new_prefix=new_prefix))
+    return [str(s) for s in subnets[:count]]
+
+
+@dataclass
+class StandbyDatabase:
+    """What the primary database exposes to its DR standby (PostgresBackup's outputs).
+
+    source_arn: rds only; ARN of the source instance (a cross-region replica needs the ARN).
+    replication_slot_name: self-managed only; the physical slot the standby streams from.
+    publication_name: supabase only; the publication the DR-region subscriber subscribes to.
+    replication_user: role the standby connects as; default "replicator" (its password lives in
+        a passfile on the standby host, never in this config).
+    port: database port; default 5432.
+    instance_class: class of the primary; the warm standby uses it; default "db.r6g.large".
+    pilot_light_instance_class: the pilot-light standby's class; default "db.t4g.medium".
+    kms_key_arn: rds only; DR-region key for the replica; default: the component makes a
+        multi-Region key in the DR region.
+    dbname: database the sample checks and the subscription use; default "postgres".
+    """
+
+    source_arn: pulumi.Input[str] | None = None
+    replication_slot_name: pulumi.Input[str] | None = None
+    publication_name: pulumi.Input[str] | None = None
+    replication_user: str = "replicator"
+    port: int = 5432
+    instance_class: str = "db.r6g.large"
+    pilot_light_instance_class: str = "db.t4g.medium"
+    kms_key_arn: pulumi.Input[str] | None = None
+    dbname: str = "postgres"
+
+
+_REQUIRED_INPUT = {
+    "rds": ("source_arn", "the source instance ARN (PostgresBackup.rds_instance_arn)"),
+    "self-managed": (
+        "replication_slot_name",
+        "the physical slot name (PostgresBackup.replication_slot_name)",
+    ),
+    "supabase": ("publication_name", "the publication (PostgresBackup.publication_name)"),
+}
+
+
+@dataclass
+class DrStandbyArgs:
+    """Arguments of DrStandby.
+
+    objectives: the stack's Objectives; regions, backend and class RTOs come from here.
+    alarm_topic_arns: region -> encrypted SNS topic (AlertTopics.topic_arns); must include
+        us-east-1 (Route 53 metrics) and the DR region.
+    primary_endpoint: the primary database's DNS name, optionally with ':port'.
+    database: StandbyDatabase; default: nothing but defaults, which only suits no backend (the
+        backend's required field is checked).
+    settings: DrSettings from stack config; default DrSettings() (documented there).
+    az_count: private subnets, one per Availability Zone; default 2 (the minimum).
+    adopt_zone_id: a hosted zone id to use instead of settings.zone_id or creating one; a
+        rebuild stack passes prod's zone; default none.
+    take_over_records: overwrite records another stack created (a rebuild stack takes over
+        prod's records); default False.
+    """
+
+    objectives: Objectives
+    alarm_topic_arns: Mapping[str, pulumi.Input[str]]
+    primary_endpoint: pulumi.Input[str]
+    database: StandbyDatabase = field(default_factory=StandbyDatabase)
+    settings: DrSettings = field(default_factory=DrSettings)
+    az_count: int = 2
+    adopt_zone_id: pulumi.Input[str] | None = None
+    take_over_records: bool = False
+
+
+class DrStandby(pulumi.ComponentResource):
+    """Outputs: ``mode``, ``mode_reason``, ``vpc_id``, ``private_subnet_ids``,
+    ``app_security_group_id``, ``db_security_group_id``, ``standby_endpoint``, ``zone_id``,
+    ``record_fqdn``, ``health_check_id``, ``replica_arn`` (rds), ``standby_config`` (self-managed
+    files), ``subscription_target`` (supabase), ``app_min_capacity``, ``failover_outputs`` (what
+    ``drctl failover`` reads).
+    """
+
+    TYPE = "platform-dr:dr_standby:DrStandby"
+
+    def __init__(self, name: str, args: DrStandbyArgs, opts: pulumi.ResourceOptions | None = None):
+        obj = args.objectives
+        backend = obj.db_backend
+        required, what = _REQUIRED_INPUT[backend]
+        if getattr(args.database, required) is None:
+            raise ConfigError(f"database.{required}", None, f"{what} for dbBackend={backend}")
+        for region in (ROUTE53_METRICS_REGION, obj.regions.dr):
+            if region not in args.alarm_topic_arns:
+                raise ConfigError(
+                    "alarm_topic_arns", sorted(args.alarm_topic_arns), f"a topic in {region}"
+                )
+        if args.az_count < 2:
+            raise ConfigError("az_count", args.az_count, "at least 2 Availability Zones")
+        self.standby_mode = choose_standby_mode(obj, args.settings.pilot_light_recovery_s)
+        # Posture reads the choice and the reason from the component's own inputs.
+        super().__init__(
+            self.TYPE,
+            name,
+            {
+                "mode": self.standby_mode.mode,
+                "reason": self.standby_mode.reason,
+                "drivingClass": self.standby_mode.driving_class,
+                "backend": backend,
+                "drRegion": obj.regions.dr,
+            },
+            opts,
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        dr = obj.regions.dr
+        self.mode = self.standby_mode.mode
+        self.mode_reason = self.standby_mode.reason
+        self.app_min_capacity = self.standby_mode.app_min_capacity
+        db = args.database
+
+        self._network(name, dr, args, child)
+        host_port = pulumi.Output.from_input(args.primary_endpoint).apply(
+            lambda e: split_endpoint(e, db.port)
+        )
+        self.primary_host = host_port.apply(lambda hp: hp[0])
+        self.primary_port = host_port.apply(lambda hp: hp[1])
+
+        self.replica_arn: pulumi.Output[str] | None = None
+        self.standby_config: pulumi.Output[dict] | None = None
+        self.subscription_target: pulumi.Output[dict] | None = None
+        if backend == "rds":
+            self._rds_replica(name, dr, args, child)
+        else:
+            self._standby_host(name, dr, args, child)
+
+        self._dns(name, args, child)
+        self._alarms(name, dr, args, child)
+
+        self.failover_outputs = pulumi.Output.all(
+            zone=self.zone_id,
+            record=self.record_fqdn,
+            hc=self.health_check_id,
+            primary=self.primary_host,
+            port=self.primary_port,
+            standby=self.standby_endpoint,
+            replica=self.replica_id if backend == "rds" else None,
+        ).apply(
+            lambda v: {
+                "backend": backend,
+                "mode": self.mode,
+                "primaryRegion": obj.regions.primary,
+                "drRegion": dr,
+                "zoneId": v["zone"],
+                "recordName": v["record"],
+                "healthCheckId": v["hc"],
+                "primaryEndpoint": v["primary"],
+                "standbyEndpoint": v["standby"],
+                "port": v["port"],
+                "replicaIdentifier": v["replica"],
+            }
+        )
+        self.register_outputs(
+            {
+                "mode": self.mode,
+                "mode_reason": self.mode_reason,
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "standby_endpoint": self.standby_endpoint,
+                "zone_id": self.zone_id,
+                "health_check_id": self.health_check_id,
+                "failover_outputs": self.failover_outputs,
+            }
+        )
+
+    # -- network -----------------------------------------------------------------------------
+
+    def _network(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
+        tags = class_tags("critical", "dr-standby")
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            region=dr,
+            cidr_block=args.settings.vpc_cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={**tags, "Name": f"{name}-vpc"},
+            opts=child,
+        )
+        zones = aws.get_availability_zones_output(region=dr, state="available")
+        subnets = []
+        for i, cidr in enumerate(private_subnet_cidrs(args.settings.vpc_cidr, args.az_count)):
+            subnets.append(
+                aws.ec2.Subnet(
+                    f"{name}-private-{i}",
+                    region=dr,
+                    vpc_id=vpc.id,
+                    cidr_block=cidr,
+                    availability_zone=zones.names.apply(lambda n, i=i: _nth_zone(n, i, dr)),
+                    map_public_ip_on_launch=False,
+                    tags={**tags, "Name": f"{name}-private-{i}", "tier": "private"},
+                    opts=child,
+                )
+            )
+        # Standby hosts fetch WAL and dumps from S3 (pgBackRest repo2) without a NAT gateway.
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3-endpoint",
+            region=dr,
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{dr}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[vpc.main_route_table_id],
+            tags=tags,
+            opts=child,
+        )
+        app_sg = aws.ec2.SecurityGroup(
+            f"{name}-app-sg",
+            region=dr,
+            vpc_id=vpc.id,
+            description="DR app tier: reaches the database and AWS APIs only",
+            tags=tags,
+            opts=child,
+        )
+        db_sg = aws.ec2.SecurityGroup(
+            f"{name}-db-sg",
+            region=dr,
+            vpc_id=vpc.id,
+            description="DR database standby: database port from the app tier only",
+            tags=tags,
+            opts=child,
+        )
+        port = args.database.port
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-db-from-app",
+            region=dr,
+            security_group_id=db_sg.id,
+            referenced_security_group_id=app_sg.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description="database port from the DR app tier only",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-app-to-db",
+            region=dr,
+            security_group_id=app_sg.id,
+            referenced_security_group_id=db_sg.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description="app tier to the database",
+            opts=child,
+        )
+        for sg_name, sg in (("app", app_sg), ("db", db_sg)):
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{sg_name}-to-https",
+                region=dr,
+                security_group_id=sg.id,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="AWS APIs (S3, KMS, Secrets Manager) over TLS",
+                opts=child,
+            )
+        if args.objectives.db_backend != "rds":
+            # A self-managed standby dials the primary; a supabase subscriber dials Supabase.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-db-to-primary",
+                region=dr,
+                security_group_id=db_sg.id,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description="replication connection to the primary database",
+                opts=child,
+            )
+        self.vpc_id = vpc.id
+        self.subnets = subnets
+        self.private_subnet_ids = [s.id for s in subnets]
+        self.app_security_group_id = app_sg.id
+        self.db_security_group_id = db_sg.id
+
+    # -- database standby --------------------------------------------------------------------
+
+    def _instance_class(self, db: StandbyDatabase) -> str:
+        if self.mode == WARM_STANDBY:
+            return db.instance_class
+        return db.pilot_light_instance_class
+
+    def _rds_replica(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
+        obj, db = args.objectives, args.database
+        key_arn = db.kms_key_arn
+        if key_arn is None:
+            key = MultiRegionKey(
+                f"{name}-key",
+                MultiRegionKeyArgs(
+                    regions=[dr],
+                    description="platform-dr DR database replica",
+                    data_class="critical",
+                    dataset="database",
+                    service_principals=("rds.amazonaws.com",),
+                ),
+                opts=child,
+            )
+            key_arn = key.arns[dr]
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-db-subnets",
+            region=dr,
+            subnet_ids=self.private_subnet_ids,
+            description="private subnets of the DR database standby",
+            tags=class_tags("critical", "database"),
+            opts=child,
+        )
+        replica = aws.rds.Instance(
+            f"{name}-replica",
+            region=dr,
+            replicate_source_db=db.source_arn,
+            instance_class=self._instance_class(db),
+            storage_encrypted=True,
+            kms_key_id=key_arn,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[self.db_security_group_id],
+            publicly_accessible=False,
+            multi_az=self.mode == WARM_STANDBY,
+            # Its own backups, so PITR keeps working the moment it is promoted.
+            backup_retention_period=obj.pitr_window_days,
+            copy_tags_to_snapshot=True,
+            deletion_protection=obj.protect_data,
+            skip_final_snapshot=not obj.protect_data,
+            final_snapshot_identifier=f"{name}-replica-final" if obj.protect_data else None,
+            auto_minor_version_upgrade=True,
+            apply_immediately=True,
+            tags=class_tags("critical", "database", {"dr-role": "standby"}),
+            opts=pulumi.ResourceOptions(parent=self, protect=obj.protect_data),
+        )
+        self.replica_arn = replica.arn
+        self.replica_id = replica.identifier
+        self.standby_endpoint = replica.address
+        # ReplicaLag past half the RPO pages while there is still time to act on it.
+        critical = obj.of("critical")
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-replica-lag",
+            region=dr,
+            namespace="AWS/RDS",
+            metric_name="ReplicaLag",
+            dimensions={"DBInstanceIdentifier": replica.identifier},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=3,
+            threshold=critical.rpo_s / 2,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="breaching",
+            alarm_description=(
+                f"DR replica lag above half the critical RPO ({format_duration(critical.rpo_s)})"
+            ),
+            alarm_actions=[args.alarm_topic_arns[dr]],
+            ok_actions=[args.alarm_topic_arns[dr]],
+            tags=class_tags("critical", "database"),
+            opts=child,
+        )
+
+    def _standby_host(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
+        """A fixed private address the DR database host claims, and what it runs there."""
+        db, obj = args.database, args.objectives
+        eni = aws.ec2.NetworkInterface(
+            f"{name}-db-address",
+            region=dr,
+            subnet_id=self.subnets[0].id,
+            security_groups=[self.db_security_group_id],
+            description="address of the DR database host (attached by the host at boot)",
+            tags=class_tags("critical", "database", {"dr-role": "standby"}),
+            opts=child,
+        )
+        self.standby_endpoint = eni.private_ip
+        self.replica_id = None
+        if obj.db_backend == "self-managed":
+            self.standby_config = pulumi.Output.all(
+                self.primary_host, self.primary_port, db.replication_slot_name
+            ).apply(lambda v: render_standby_config(v[0], v[1], db.replication_user, v[2]))
+        else:
+            self.subscription_target = pulumi.Output.all(eni.private_ip, db.publication_name).apply(
+                lambda v: {
+                    "host": v[0],
+                    "port": db.port,
+                    "dbname": db.dbname,
+                    "publication": v[1],
+                    "subscription": f"{name.replace('-', '_')}_dr",
+                }
+            )
+
+    # -- DNS and alarms ----------------------------------------------------------------------
+
+    def _dns(self, name: str, args: DrStandbyArgs, child) -> None:
+        settings = args.settings
+        zone_id = args.adopt_zone_id or settings.zone_id
+        if not zone_id:
+            zone = aws.route53.Zone(
+                f"{name}-zone",
+                name=settings.zone_name,
+                comment="platform-dr database failover records",
+                tags=class_tags("critical", "dr-standby"),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.objectives.protect_data),
+            )
+            zone_id = zone.id  # a hosted zone's resource id is its zone id
+        self.zone_id = pulumi.Output.from_input(zone_id)
+        fqdn = f"{settings.record_name}.{settings.zone_name}"
+        self.record_fqdn = pulumi.Output.from_input(fqdn)
+        check = aws.route53.HealthCheck(
+            f"{name}-primary-check",
+            type="TCP",
+            fqdn=self.primary_host,
+            port=self.primary_port,
+            request_interval=self.standby_mode.health_check_interval_s,
+            failure_threshold=3,
+            measure_latency=True,
+            tags={**class_tags("critical", "dr-standby"), "Name": f"{name}-primary"},
+            opts=child,
+        )
+        self.health_check_id = check.id
+        records_opts = pulumi.ResourceOptions(parent=self)
+        secondary_target: pulumi.Input[str] = self.standby_endpoint
+        if args.objectives.db_backend != "rds":
+            # Failover records of one name must share a type; the host address gets its own A
+            # record and the SECONDARY record is a CNAME to it, like the PRIMARY one.
+            standby_name = f"{settings.record_name}-standby.{settings.zone_name}"
+            aws.route53.Record(
+                f"{name}-standby-address",
+                zone_id=self.zone_id,
+                name=standby_name,
+                type="A",
+                ttl=60,
+                records=[self.standby_endpoint],
+                allow_overwrite=args.take_over_records,
+                opts=records_opts,
+            )
+            secondary_target = standby_name
+        for role, target, check_id in (
+            ("PRIMARY", self.primary_host, check.id),
+            ("SECONDARY", secondary_target, None),
+        ):
+            aws.route53.Record(
+                f"{name}-{role.lower()}",
+                zone_id=self.zone_id,
+                name=fqdn,
+                type="CNAME",
+                ttl=60,
+                records=[target],
+                set_identifier=role.lower(),
+                failover_routing_policies=[{"type": role}],
+                health_check_id=check_id,
+                allow_overwrite=args.take_over_records,
+                opts=records_opts,
+            )
+
+    def _alarms(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
+        topic = args.alarm_topic_arns[ROUTE53_METRICS_REGION]
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-primary-unhealthy",
+            region=ROUTE53_METRICS_REGION,
+            namespace="AWS/Route53",
+            metric_name="HealthCheckStatus",
+            dimensions={"HealthCheckId": self.health_check_id},
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
+            # No data from the health checkers is as bad as a failed check.
+            treat_missing_data="breaching",
+            alarm_description="primary database endpoint failed its Route 53 health check; "
+            "consider `drctl failover`",
+            alarm_actions=[topic],
+            ok_actions=[topic],
+            tags=class_tags("critical", "dr-standby"),
+            opts=child,
+        )
+
+
+def _nth_zone(names: list[str], i: int, region: str) -> str:
+    if len(names) <= i:
+        raise ConfigError("drRegion", region, f"a region with at least {i + 1} Availability Zones")
+    return sorted(names)[i]
+
+
+def render_standby_config(
+    primary_host: str, primary_port: int, replication_user: str, slot: str
+) -> dict[str, str]:
+    """The files that make a base backup a streaming standby of the primary, through the slot.
+
+    The password is never here: libpq reads it from the standby host's passfile.
+    """
+    conninfo = (
+        f"host={primary_host} port={primary_port} user={replication_user} "
+        "application_name=dr_standby sslmode=verify-full passfile=/var/lib/postgresql/.pgpass"
+    )
+    text = (
+        "# Rendered by platform-dr DrStandby. Append to postgresql.auto.conf of the DR standby.\n"
+        f"primary_conninfo = '{conninfo}'\n"
+        f"primary_slot_name = '{slot}'\n"
+        "hot_standby = on\n"
+        "hot_standby_feedback = on\n"
+        "recovery_target_timeline = 'latest'\n"
+        "wal_receiver_timeout = '30s'\n"
+    )
+    return {"standby.conf": text, "standby.signal": ""}
+
+
+__all__ = [
+    "DrSettings",
+    "DrStandby",
+    "DrStandbyArgs",
+    "HOUR",
+    "PILOT_LIGHT",
+    "StandbyDatabase",
+    "StandbyMode",
+    "WARM_STANDBY",
+    "choose_standby_mode",
+    "load_dr_settings",
+    "parse_dr_settings",
+    "render_standby_config",
+]

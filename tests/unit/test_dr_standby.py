@@ -1,0 +1,313 @@
+"""DrStandby under Pulumi mocks: the sizing decision, the network, each backend's standby, DNS.
+
+The component is declared on its own through the same RecordingMocks the stack evaluations use,
+so every input below is what the real pulumi_aws classes accepted.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+import pulumi
+import pytest
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.dr_standby import (
+    PILOT_LIGHT,
+    WARM_STANDBY,
+    DrSettings,
+    DrStandby,
+    DrStandbyArgs,
+    StandbyDatabase,
+    choose_standby_mode,
+    parse_dr_settings,
+    private_subnet_cidrs,
+    render_standby_config,
+    split_endpoint,
+)
+from components.objectives import ConfigError, parse_objectives
+from scripts.evaluate import RecordingMocks
+
+BASE = {
+    "primaryRegion": "us-east-1",
+    "drRegion": "us-west-2",
+    "thirdRegion": "eu-west-1",
+}
+TOPICS = {
+    r: f"arn:aws:sns:{r}:111122223333:alerts" for r in ("us-east-1", "us-west-2", "eu-west-1")
+}
+DATABASES = {
+    "rds": StandbyDatabase(source_arn="arn:aws:rds:us-east-1:111122223333:db:prod-db"),
+    "self-managed": StandbyDatabase(replication_slot_name="dr_standby"),
+    "supabase": StandbyDatabase(publication_name="dr_pub"),
+}
+
+
+def objectives(**overrides):
+    return parse_objectives({**BASE, **overrides}, "test")
+
+
+def declare(build):
+    """Run ``build()`` as a Pulumi program under mocks; return (records, value build returned)."""
+    mocks = RecordingMocks()
+    holder = {}
+
+    def run():
+        pulumi.runtime.set_mocks(mocks, project="platform-dr", stack="test", preview=False)
+        pulumi_settings.SETTINGS.rpc_manager.clear()
+
+        def program():
+            holder["component"] = build()
+
+        _sync_await(run_pulumi_func(program))
+
+    contextvars.Context().run(run)
+    return mocks.records, holder["component"]
+
+
+def resolve(output):
+    return contextvars.Context().run(lambda: _sync_await(pulumi.Output.from_input(output).future()))
+
+
+def standby(backend="self-managed", endpoint="db.primary.example.com:5432", **obj_overrides):
+    obj = objectives(dbBackend=backend, **obj_overrides)
+    return declare(
+        lambda: DrStandby(
+            "dr",
+            DrStandbyArgs(
+                objectives=obj,
+                alarm_topic_arns=TOPICS,
+                primary_endpoint=endpoint,
+                database=DATABASES[backend],
+            ),
+        )
+    )
+
+
+def by_type(records, type_token):
+    return [r for r in records if r.type == type_token]
+
+
+def named(records, name):
+    (match,) = [r for r in records if r.name == name]
+    return match
+
+
+# -- the sizing decision -------------------------------------------------------------------------
+
+
+def test_spec_defaults_give_a_warm_standby_because_critical_rto_is_one_hour():
+    mode = choose_standby_mode(objectives(), 3600)
+    assert mode.mode == WARM_STANDBY and mode.driving_class == "critical"
+    assert "critical RTO 1h" in mode.reason and mode.app_min_capacity == 1
+
+
+def test_relaxed_rtos_give_a_pilot_light_with_compute_at_zero():
+    mode = choose_standby_mode(objectives(criticalRto="4h", importantRto="8h"), 3600)
+    assert mode.mode == PILOT_LIGHT and mode.app_min_capacity == 0
+    assert "critical, 4h" in mode.reason
+    # The boundary: an RTO equal to the scale-up time leaves no margin, so it is warm.
+    assert choose_standby_mode(objectives(criticalRto="4h"), 4 * 3600).mode == WARM_STANDBY
+
+
+def test_the_tightest_class_drives_the_choice_whatever_its_name():
+    mode = choose_standby_mode(objectives(criticalRto="6h", operationalRto="30m"), 3600)
+    assert mode.mode == WARM_STANDBY and mode.driving_class == "operational"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("drVpcCidr", "8.8.0.0/16", "private IPv4 network"),
+        ("drVpcCidr", "10.0.0.0/8", "/16 to /24"),
+        ("drVpcCidr", "banana", "IPv4 network"),
+        ("dnsZoneName", "not a domain", "DNS domain name"),
+        ("dbRecordName", "db.primary", "one DNS label"),
+        ("dnsZoneId", "zone-1", "hosted zone id"),
+        ("pilotLightRecovery", "0m", "positive duration"),
+    ],
+)
+def test_bad_dr_settings_name_the_key_the_value_and_what_is_allowed(key, value, needle):
+    with pytest.raises(ConfigError) as raised:
+        parse_dr_settings({key: value})
+    assert raised.value.key == key and needle in str(raised.value)
+    assert repr(value.lower() if key != "drVpcCidr" else value) in str(raised.value) or (
+        value in str(raised.value)
+    )
+
+
+def test_dr_settings_defaults_and_values():
+    assert parse_dr_settings({}) == DrSettings()
+    s = parse_dr_settings({"pilotLightRecovery": "2h", "dnsZoneName": "Example.COM."})
+    assert s.pilot_light_recovery_s == 7200 and s.zone_name == "example.com"
+
+
+def test_endpoint_and_subnet_helpers():
+    assert split_endpoint("db.example.com:6543", 5432) == ("db.example.com", 6543)
+    assert split_endpoint("db.example.com", 5432) == ("db.example.com", 5432)
+    assert private_subnet_cidrs("10.42.0.0/16", 2) == ["10.42.0.0/20", "10.42.16.0/20"]
+
+
+def test_standby_config_uses_the_slot_and_never_a_password():
+    files = render_standby_config("db.example.com", 5432, "replicator", "dr_standby")
+    conf = files["standby.conf"]
+    assert "primary_slot_name = 'dr_standby'" in conf
+    assert "host=db.example.com port=5432 user=replicator" in conf
+    assert "password" not in conf.replace("passfile", "")
+    assert files["standby.signal"] == ""
+
+
+# -- the declared resources ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", sorted(DATABASES))
+def test_network_private_subnets_in_two_zones_and_db_port_from_app_only(backend):
+    records, _ = standby(backend)
+    (vpc,) = by_type(records, "aws:ec2/vpc:Vpc")
+    assert vpc.region == "us-west-2" and vpc.inputs["cidrBlock"] == "10.42.0.0/16"
+    subnets = by_type(records, "aws:ec2/subnet:Subnet")
+    assert len(subnets) >= 2
+    assert len({s.inputs["availabilityZone"] for s in subnets}) == len(subnets)
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
+    ingress = by_type(records, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert len(ingress) == 1
+    rule = ingress[0].inputs
+    assert rule["fromPort"] == rule["toPort"] == 5432
+    assert "cidrIpv4" not in rule and rule["referencedSecurityGroupId"] == "dr-app-sg-id"
+    assert rule["securityGroupId"] == "dr-db-sg-id"
+    assert vpc.tags["backup-class"] == "critical"
+
+
+def test_rds_gets_an_encrypted_cross_region_read_replica_with_a_dr_key():
+    records, component = standby("rds")
+    (replica,) = by_type(records, "aws:rds/instance:Instance")
+    inputs = replica.inputs
+    assert replica.region == "us-west-2"
+    assert inputs["replicateSourceDb"] == DATABASES["rds"].source_arn
+    assert inputs["storageEncrypted"] is True and ":us-west-2:" in inputs["kmsKeyId"]
+    assert inputs["publiclyAccessible"] is False and inputs["backupRetentionPeriod"] == 7
+    assert inputs["dbSubnetGroupName"] == "dr-db-subnets"
+    assert inputs["vpcSecurityGroupIds"] == ["dr-db-sg-id"]
+    assert inputs["instanceClass"] == "db.r6g.large"  # warm standby: full size
+    assert replica.tags["backup-class"] == "critical"
+    (group,) = by_type(records, "aws:rds/subnetGroup:SubnetGroup")
+    assert len(group.inputs["subnetIds"]) == 2
+    lag = named(records, "dr-replica-lag").inputs
+    assert lag["threshold"] == 450 and lag["alarmActions"] == [TOPICS["us-west-2"]]
+    outputs = resolve(component.failover_outputs)
+    assert outputs["backend"] == "rds" and outputs["replicaIdentifier"] == "dr-replica"
+    assert outputs["standbyEndpoint"].endswith(".us-west-2.rds.amazonaws.com")
+
+
+def test_pilot_light_rds_replica_runs_small():
+    records, component = standby("rds", criticalRto="4h", importantRto="8h")
+    (replica,) = by_type(records, "aws:rds/instance:Instance")
+    assert replica.inputs["instanceClass"] == "db.t4g.medium"
+    assert component.mode == PILOT_LIGHT and component.app_min_capacity == 0
+    (wrapper,) = by_type(records, DrStandby.TYPE)
+    assert wrapper.inputs["mode"] == PILOT_LIGHT and "4h" in wrapper.inputs["reason"]
+
+
+def test_self_managed_renders_streaming_standby_config_through_the_slot():
+    records, component = standby("self-managed")
+    assert not by_type(records, "aws:rds/instance:Instance")
+    files = resolve(component.standby_config)
+    assert "primary_slot_name = 'dr_standby'" in files["standby.conf"]
+    assert "host=db.primary.example.com port=5432" in files["standby.conf"]
+    eni = named(records, "dr-db-address")
+    assert eni.region == "us-west-2" and eni.inputs["securityGroups"] == ["dr-db-sg-id"]
+
+
+def test_supabase_exposes_the_subscription_target():
+    _, component = standby("supabase")
+    target = resolve(component.subscription_target)
+    assert target["publication"] == "dr_pub" and target["port"] == 5432
+    assert target["subscription"] == "dr_dr"
+
+
+@pytest.mark.parametrize("backend", sorted(DATABASES))
+def test_route53_health_check_and_failover_records(backend):
+    records, component = standby(backend, endpoint="db.primary.example.com:6543")
+    (check,) = by_type(records, "aws:route53/healthCheck:HealthCheck")
+    assert check.inputs["type"] == "TCP" and check.inputs["fqdn"] == "db.primary.example.com"
+    assert check.inputs["port"] == 6543 and check.inputs["requestInterval"] == 10
+    failover = {
+        r.inputs["failoverRoutingPolicies"][0]["type"]: r
+        for r in by_type(records, "aws:route53/record:Record")
+        if r.inputs.get("failoverRoutingPolicies")
+    }
+    assert set(failover) == {"PRIMARY", "SECONDARY"}
+    primary, secondary = failover["PRIMARY"].inputs, failover["SECONDARY"].inputs
+    assert primary["name"] == secondary["name"] == "db.music-platform.example"
+    assert primary["type"] == secondary["type"] == "CNAME"
+    assert primary["records"] == ["db.primary.example.com"]
+    assert primary["healthCheckId"] == check.id and "healthCheckId" not in secondary
+    (zone,) = by_type(records, "aws:route53/zone:Zone")
+    assert primary["zoneId"] == secondary["zoneId"]
+    outputs = resolve(component.failover_outputs)
+    assert outputs["recordName"] == "db.music-platform.example"
+    assert outputs["healthCheckId"] == check.id and outputs["port"] == 6543
+
+
+def test_health_check_alarm_lives_in_us_east_1_and_pages_the_encrypted_topic():
+    records, _ = standby()
+    alarm = named(records, "dr-primary-unhealthy")
+    inputs = alarm.inputs
+    assert alarm.region == "us-east-1" and inputs["namespace"] == "AWS/Route53"
+    assert inputs["metricName"] == "HealthCheckStatus"
+    assert inputs["comparisonOperator"] == "LessThanThreshold" and inputs["threshold"] == 1
+    assert inputs["alarmActions"] == [TOPICS["us-east-1"]]
+    assert inputs["treatMissingData"] == "breaching"
+
+
+def test_adopted_zone_is_used_and_records_taken_over():
+    obj = objectives()
+    records, _ = declare(
+        lambda: DrStandby(
+            "dr",
+            DrStandbyArgs(
+                objectives=obj,
+                alarm_topic_arns=TOPICS,
+                primary_endpoint="db.example.com",
+                database=DATABASES["self-managed"],
+                adopt_zone_id="ZPRODZONE123",
+                take_over_records=True,
+            ),
+        )
+    )
+    assert not by_type(records, "aws:route53/zone:Zone")
+    for record in by_type(records, "aws:route53/record:Record"):
+        assert record.inputs["zoneId"] == "ZPRODZONE123" and record.inputs["allowOverwrite"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "database", "field"),
+    [
+        ("rds", StandbyDatabase(), "database.source_arn"),
+        ("self-managed", StandbyDatabase(), "database.replication_slot_name"),
+        ("supabase", StandbyDatabase(), "database.publication_name"),
+    ],
+)
+def test_missing_backend_input_is_refused_before_anything_is_declared(backend, database, field):
+    obj = objectives(dbBackend=backend)
+    with pytest.raises(ConfigError) as raised:
+        declare(
+            lambda: DrStandby(
+                "dr",
+                DrStandbyArgs(obj, TOPICS, "db.example.com", database=database),
+            )
+        )
+    assert raised.value.key == field and backend in str(raised.value)
+
+
+def test_missing_us_east_1_topic_is_refused():
+    obj = objectives()
+    topics = {"us-west-2": TOPICS["us-west-2"]}
+    with pytest.raises(ConfigError, match="us-east-1"):
+        declare(
+            lambda: DrStandby(
+                "dr", DrStandbyArgs(obj, topics, "db.x.com", database=DATABASES["self-managed"])
+            )
+        )
