@@ -3,7 +3,7 @@ PY        := .venv/bin/python
 VENV_STAMP := .venv/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup sysdeps demo test lint format bench clean
+.PHONY: setup sysdeps demo test lint format bench docs clean
 
 setup: sysdeps $(VENV_STAMP)
 
@@ -40,6 +40,9 @@ lint: setup
 format: setup
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+docs: setup
+	$(PY) -m scripts.readme_tables
 
 bench: setup
 	$(PY) bench/restore.py
