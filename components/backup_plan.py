@@ -335,6 +335,23 @@ def _resource_name(objectives: Objectives, *parts: str, sep: str = "-") -> str:
     return sep.join(w.replace("-", sep).replace("_", sep) for w in words)
 
 
+# The AWS names, so drctl can find the resources from the objectives alone.
+def vault_name(objectives: Objectives, region: str) -> str:
+    return _resource_name(objectives, region)
+
+
+def plan_name(objectives: Objectives, data_class: str) -> str:
+    return _resource_name(objectives, data_class)
+
+
+def framework_name(objectives: Objectives, data_class: str) -> str:
+    return _resource_name(objectives, data_class, sep="_")
+
+
+def restore_testing_plan_name(objectives: Objectives) -> str:
+    return _resource_name(objectives, "restore", "testing", sep="_")
+
+
 # ---------------------------------------------------------------------------------------------
 # Policies
 
@@ -485,7 +502,7 @@ class BackupPlan(pulumi.ComponentResource):
             vault = aws.backup.Vault(
                 f"{name}-{role}-vault",
                 region=region,
-                name=_resource_name(objectives, region),
+                name=vault_name(objectives, region),
                 kms_key_arn=key.arns[region],
                 force_destroy=False,
                 tags=tags,
@@ -522,7 +539,7 @@ class BackupPlan(pulumi.ComponentResource):
             plan = aws.backup.Plan(
                 f"{name}-{cls}",
                 region=primary,
-                name=_resource_name(objectives, cls),
+                name=plan_name(objectives, cls),
                 rules=[
                     self._rule(spec, self.vault_names[primary], self.vault_arns[dr], cls_tags)
                     for spec in rules[cls]
@@ -533,7 +550,7 @@ class BackupPlan(pulumi.ComponentResource):
             aws.backup.Selection(
                 f"{name}-{cls}-selection",
                 region=primary,
-                name=_resource_name(objectives, cls),
+                name=plan_name(objectives, cls),
                 plan_id=plan.id,
                 iam_role_arn=backup_role.arn,
                 selection_tags=[
@@ -549,7 +566,7 @@ class BackupPlan(pulumi.ComponentResource):
         testing = aws.backup.RestoreTestingPlan(
             f"{name}-restore-testing",
             region=primary,
-            name=_resource_name(objectives, "restore", "testing", sep="_"),
+            name=restore_testing_plan_name(objectives),
             schedule_expression=restore_test_schedule(objectives.schedule.restore_test_s),
             schedule_expression_timezone="Etc/UTC",
             start_window_hours=RESTORE_TEST_START_WINDOW_HOURS,
@@ -591,7 +608,7 @@ class BackupPlan(pulumi.ComponentResource):
             framework = aws.backup.Framework(
                 f"{name}-{cls}-framework",
                 region=primary,
-                name=_resource_name(objectives, cls, sep="_"),
+                name=framework_name(objectives, cls),
                 description=f"{cls} data: RPO, RTO, cross-region copy, lock, encryption, retention",
                 controls=[
                     aws.backup.FrameworkControlArgs(
