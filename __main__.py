@@ -6,16 +6,24 @@ Kept thin on purpose: every decision lives in components/objectives.py or a comp
 import sys
 
 import pulumi
+import pulumi_postgresql as postgresql
 
 from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
+from components.postgres_backup import (
+    PostgresBackup,
+    PostgresBackupArgs,
+    database_secret,
+    load_database_settings,
+)
 from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
 from components.secrets_backup import SecretsBackup, load_settings, secrets_backup_args
 
 try:
     objectives = load_objectives()
     app_config = load_settings()
+    db_settings = load_database_settings()
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.
     print(f"error: {err}", file=sys.stderr)
@@ -81,8 +89,51 @@ backup = BackupPlan(
     "backup", BackupPlanArgs(objectives=objectives, alarm_topic_arns=alerts.topic_arns)
 )
 
+# Database PITR for the configured backend. pulumi-postgresql providers are built here, from
+# config, never inside a component; passwords stay secret Outputs (platform-dr-db:<name>).
+backend = objectives.db_backend
+db_password = database_secret("password")
+pg_primary = pg_dr = None
+if backend != "rds":
+    # Supabase's postgres role is not a superuser; pulumi-postgresql must not assume it is.
+    pg_primary = postgresql.Provider(
+        "db-primary", **db_settings.provider_args(db_password, superuser=backend == "self-managed")
+    )
+if backend == "supabase":
+    pg_dr = postgresql.Provider(
+        "db-dr", **db_settings.provider_args(database_secret("drPassword"), dr=True)
+    )
+database = PostgresBackup(
+    "database",
+    PostgresBackupArgs(
+        objectives=objectives,
+        alarm_topic_arns=alerts.topic_arns,
+        adopt_instance_id=db_settings.rds_adopt_instance_id,
+        instance_class=db_settings.rds_instance_class,
+        postgres_provider=pg_primary,
+        primary_host=db_settings.host,
+        replication_password=database_secret("replicationPassword"),
+        dr_postgres_provider=pg_dr,
+        publisher_conninfo=db_settings.publisher_conninfo(db_password) if pg_dr else None,
+    ),
+)
+
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
 pulumi.export("alertTopicArns", alerts.topic_arns)
+pulumi.export(
+    "database",
+    {
+        "backend": backend,
+        "primaryEndpoint": database.primary_endpoint,
+        "rdsInstanceArn": database.rds_instance_arn,
+        "automatedBackupsReplicationArn": database.automated_backups_replication_arn,
+        "replicationSlotName": database.replication_slot_name,
+        "publicationName": database.publication_name,
+        "repoBuckets": database.repo_bucket_names,
+        "dumpBuckets": database.dump_bucket_names,
+    },
+)
+pulumi.export("databaseArtefacts", database.artefacts)
 pulumi.export("buckets", {d: b.bucket_names for d, b in buckets.items()})
 pulumi.export("bucketArns", {d: b.bucket_arns for d, b in buckets.items()})
 pulumi.export("bucketKeyArns", {d: b.key_arns for d, b in buckets.items()})

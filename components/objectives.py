@@ -126,6 +126,17 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("drRegion", "string", None, "Region that takes over on failover.", required=True),
     ConfigKey("thirdRegion", "string", None, "Third region for triple redundancy.", required=True),
     ConfigKey("dbBackend", "string", "self-managed", "Database: rds, self-managed or supabase."),
+    # Database connection and RDS choices (components/postgres_backup.py parses these). Passwords
+    # are never here: they are `platform-dr-db:<name>` secret config.
+    ConfigKey(
+        "dbHost", "string", "localhost", "Host of the primary Postgres (self-managed or Supabase)."
+    ),
+    ConfigKey("dbPort", "integer", 5432, "Port of the primary and DR Postgres."),
+    ConfigKey("dbUsername", "string", "postgres", "Role pulumi-postgresql connects as."),
+    ConfigKey("drDbHost", "string", "localhost", "Host of the DR-region Postgres that subscribes."),
+    ConfigKey("supabaseProjectRef", "string", "", "Supabase project ref (hosted backend)."),
+    ConfigKey("rdsInstanceClass", "string", "db.r6g.large", "Instance class of the RDS backend."),
+    ConfigKey("rdsAdoptInstanceId", "string", "", "Existing RDS instance to adopt; empty: create."),
     ConfigKey("pitrWindowDays", "integer", 7, "Point-in-time recovery window in days (1-35)."),
     *_class_keys(),
     ConfigKey(

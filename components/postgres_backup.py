@@ -1,0 +1,741 @@
+"""PostgresBackup: point-in-time recovery of the platform database, for one of three backends.
+
+The backend comes from the objectives (``dbBackend``):
+
+- ``rds``: an RDS for PostgreSQL instance (declared, or adopted with ``adopt_instance_id``) whose
+  automated backups keep the PITR window, encrypted with a multi-Region customer key, plus
+  ``InstanceAutomatedBackupsReplication`` into the DR region under the DR replica of that key, so
+  PITR also works after the primary region is lost.
+- ``self-managed``: Supabase-compatible Postgres the team runs. pgBackRest writes two independent
+  repositories: repo1 in the primary region and repo2 in the DR region (archive-push and every
+  backup write to both; neither is a replica of the other, so a bug or a deletion in one does not
+  travel to the other). Each repository bucket is a critical-class ``ReplicatedBucket`` with
+  object lock. The host gets an instance profile limited to exactly those buckets and keys, and
+  pulumi-postgresql declares the replication and monitoring roles and the DR standby's physical
+  slot. The rendered pgbackrest.conf, Postgres settings, systemd units and cron lines are outputs.
+- ``supabase`` (hosted): hosted PITR stays in one region and leaves Storage out, so it is not DR
+  on its own. A Publication on the Supabase database feeds a Subscription on a DR-region Postgres,
+  and scheduled ``pg_dump -Fc`` dumps (daily, plus a monthly archive) go to a replicated bucket.
+  The PITR add-on itself can only be enabled by the operator (``drctl supabase check``).
+
+pulumi-postgresql providers are never built here (house rule): the caller passes them in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_postgresql as postgresql
+
+from components import pgbackrest_config as pgbr
+from components.keys import MultiRegionKey, MultiRegionKeyArgs
+from components.objectives import DAY, ConfigError, Objectives, Regions, class_tags
+from components.replicated_bucket import ObjectLock, ReplicatedBucket, ReplicatedBucketArgs
+
+DATASET = "database"
+RDS_ENGINE_VERSION = "16"
+RDS_PARAMETER_FAMILY = "postgres16"
+RDS_LOG_EXPORTS = ("postgresql", "upgrade")
+# RDS ships transaction logs to S3 every five minutes: the in-region PITR bound (AWS RDS docs,
+# "Restoring a DB instance to a specified time").
+RDS_LOG_UPLOAD_S = 300
+# The spec's "7-day point-in-time recovery": RDS keeps at least that even if pitrWindowDays is less.
+SPEC_MIN_PITR_DAYS = 7
+REPLICATION_ROLE = "dr_replicator"
+MONITORING_ROLE = "dr_monitor"
+PUBLICATION = "platform_dr"
+SUBSCRIPTION = "platform_dr_sub"
+DUMP_PREFIX = "dumps"
+DUMP_ENV_FILE = "/etc/platform-dr/supabase-dump.env"
+_SLOT = re.compile(r"[^a-z0-9_]")
+
+
+@dataclass
+class PostgresBackupArgs:
+    """Arguments of PostgresBackup. The backend is ``objectives.db_backend``.
+
+    objectives: the stack's Objectives (PITR window, critical RPO, regions, lock mode).
+    alarm_topic_arns: region -> SNS topic for alarms; default none.
+
+    rds:
+    adopt_instance_id: identifier of an existing instance to import instead of creating one;
+        default "" (create ``platform-dr-<stack>``).
+    instance_class: default "db.r6g.large".
+    allocated_storage_gb / max_allocated_storage_gb: default 100 / 1000 (storage autoscaling).
+    engine_version: default "16".
+    multi_az: default True (a failed host must not wait for a restore: critical RTO is 1 h).
+    db_subnet_group_name: default None (the account's default VPC).
+    vpc_security_group_ids: default none (the VPC's default group).
+    backup_window / maintenance_window: default "03:00-03:30" / "sun:04:00-sun:04:30" (UTC;
+        they must not overlap).
+
+    self-managed and supabase:
+    postgres_provider: pulumi_postgresql Provider for the primary database (the self-managed
+        primary, or the Supabase database). Required for these backends; built by the caller.
+    primary_host: the primary's host name, exported as ``primary_endpoint``. Default "".
+    replication_password: secret password of the replication role; default None (the role then
+        logs in by certificate or peer authentication only).
+    pg_data_path: data directory on the host; default /var/lib/postgresql/15/main.
+
+    supabase:
+    dr_postgres_provider: Provider for the DR-region Postgres that subscribes. Required.
+    publisher_conninfo: secret libpq connection string of the Supabase database, used by the
+        subscription. Required.
+    publication_tables: tables to publish ("schema.table"); default none = all tables.
+    database: database published and subscribed; default "postgres".
+    """
+
+    objectives: Objectives
+    alarm_topic_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    adopt_instance_id: str = ""
+    instance_class: str = "db.r6g.large"
+    allocated_storage_gb: int = 100
+    max_allocated_storage_gb: int = 1000
+    engine_version: str = RDS_ENGINE_VERSION
+    multi_az: bool = True
+    db_subnet_group_name: pulumi.Input[str] | None = None
+    vpc_security_group_ids: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    backup_window: str = "03:00-03:30"
+    maintenance_window: str = "sun:04:00-sun:04:30"
+    postgres_provider: postgresql.Provider | None = None
+    primary_host: pulumi.Input[str] = ""
+    replication_password: pulumi.Input[str] | None = None
+    pg_data_path: str = "/var/lib/postgresql/15/main"
+    dr_postgres_provider: postgresql.Provider | None = None
+    publisher_conninfo: pulumi.Input[str] | None = None
+    publication_tables: Sequence[str] = field(default_factory=tuple)
+    database: str = "postgres"
+
+
+# -- pure helpers (tested directly) -------------------------------------------------------------
+
+
+def rds_identifier(objectives: Objectives) -> str:
+    return f"platform-dr-{objectives.stack}".lower()
+
+
+def rds_retention_days(objectives: Objectives) -> int:
+    """Automated-backup retention: the PITR window, never under the spec's 7 days."""
+    return max(SPEC_MIN_PITR_DAYS, objectives.pitr_window_days)
+
+
+def slot_name(objectives: Objectives) -> str:
+    """Physical slot of the DR standby: lowercase letters, digits and '_' only (Postgres rule)."""
+    return _SLOT.sub("_", f"dr_standby_{objectives.regions.dr}".lower())
+
+
+def repo_lock_days(objectives: Objectives) -> int:
+    """Object lock on repository objects: the PITR window plus one full-backup cycle.
+
+    The oldest object a restore inside the window needs is the full before the window's start,
+    at most one full interval older than the window. Locking that long means nobody, not even a
+    stolen host credential, can remove what a PITR restore needs; longer would lock backups
+    pgBackRest has already expired.
+    """
+    return objectives.pitr_window_days + -(-objectives.schedule.full_s // DAY)
+
+
+def dump_lock_days(objectives: Objectives) -> int:
+    """Logical dumps are locked for the PITR window plus the monthly archive interval."""
+    return objectives.pitr_window_days + -(-objectives.schedule.archive_s // DAY)
+
+
+def s3_kms_policy(
+    buckets: Sequence[str],
+    keys: Sequence[str],
+    prefix: str,
+    *,
+    delete: bool,
+) -> str:
+    """IAM policy JSON: exactly these buckets under ``prefix``, exactly these keys, no wildcard
+    actions. ``delete`` is for pgBackRest's expire; the dump writer never deletes."""
+    object_actions = ["s3:GetObject", "s3:PutObject"]
+    if delete:
+        object_actions.append("s3:DeleteObject")
+    statements = [
+        {
+            "Sid": "ListRepository",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": sorted(buckets),
+            "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+        },
+        {
+            "Sid": "ReadWriteRepository",
+            "Effect": "Allow",
+            "Action": object_actions,
+            "Resource": sorted(f"{b}/{prefix}/*" for b in buckets),
+        },
+        {
+            # SSE-KMS: GenerateDataKey to write, Decrypt to read and to finish multipart uploads.
+            "Sid": "UseRepositoryKeys",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": sorted(keys),
+        },
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def ec2_trust_policy() -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class DumpJob:
+    kind: str  # daily | monthly
+    on_calendar: str
+    cron: str
+
+
+DUMP_JOBS = (
+    DumpJob("daily", "*-*-* 02:15:00 UTC", "15 2 * * *"),
+    DumpJob("monthly", "*-*-01 02:45:00 UTC", "45 2 1 * *"),
+)
+
+
+def _dump_script(bucket: str, key_arn: str, region: str, kind: str, pct: str) -> str:
+    """pg_dump -Fc streamed straight to S3 under the dump bucket's key; nothing on local disk.
+
+    The DSN comes from the environment (PUBLISHER_DSN, in a 0600 EnvironmentFile), never from
+    this text. ``pct`` is how a literal % is written: "%%" for systemd, "\\%" for cron.
+    """
+    stamp = f"$(date -u +{pct}Y-{pct}m-{pct}dT{pct}H{pct}MZ)"
+    target = f"s3://{bucket}/{DUMP_PREFIX}/{kind}/{stamp}.dump"
+    return (
+        'pg_dump --format=custom --no-owner --dbname="$PUBLISHER_DSN" | '
+        f"aws s3 cp - {target} --region {region} --sse aws:kms --sse-kms-key-id {key_arn}"
+    )
+
+
+def render_dump_schedule(bucket: str, key_arn: str, region: str) -> dict[str, str]:
+    """{relative path: text}: systemd service+timer per dump kind, and the equivalent cron.d."""
+    files: dict[str, str] = {}
+    cron = [
+        "# Rendered by components/postgres_backup.py: logical dumps of the Supabase database.",
+        "SHELL=/bin/bash",
+    ]
+    for job in DUMP_JOBS:
+        unit = f"supabase-dump-{job.kind}"
+        script = _dump_script(bucket, key_arn, region, job.kind, "%%")
+        files[f"systemd/{unit}.service"] = "\n".join(
+            [
+                "[Unit]",
+                f"Description=pg_dump -Fc of the Supabase database to S3 ({job.kind})",
+                "After=network-online.target",
+                "Wants=network-online.target",
+                "",
+                "[Service]",
+                "Type=oneshot",
+                "User=postgres",
+                f"EnvironmentFile={DUMP_ENV_FILE}",
+                # pipefail: a failed pg_dump must fail the unit even though aws s3 cp succeeded.
+                f"ExecStart=/bin/bash -o pipefail -c {shlex.quote(script)}",
+                "",
+            ]
+        )
+        files[f"systemd/{unit}.timer"] = "\n".join(
+            [
+                "[Unit]",
+                f"Description=Supabase logical dump ({job.kind})",
+                "",
+                "[Timer]",
+                f"OnCalendar={job.on_calendar}",
+                "Persistent=true",
+                "",
+                "[Install]",
+                "WantedBy=timers.target",
+                "",
+            ]
+        )
+        cron_script = _dump_script(bucket, key_arn, region, job.kind, "\\%")
+        cron.append(
+            f"{job.cron} postgres set -o pipefail; . {DUMP_ENV_FILE}; export PUBLISHER_DSN; "
+            f"{cron_script}"
+        )
+    files["cron.d/supabase-dump"] = "\n".join(cron) + "\n"
+    return files
+
+
+# -- the component -------------------------------------------------------------------------------
+
+
+class PostgresBackup(pulumi.ComponentResource):
+    """Outputs: ``backend``, ``primary_endpoint``, ``rds_instance_arn`` (rds, else None),
+    ``automated_backups_replication_arn`` (rds), ``replication_slot_name`` (self-managed),
+    ``publication_name`` (supabase), ``repo_bucket_names`` (self-managed: repo1/repo2 -> name),
+    ``dump_bucket_names`` (supabase: region -> name), ``artefacts`` (path -> rendered text)."""
+
+    TYPE = "platform-dr:postgres_backup:PostgresBackup"
+
+    def __init__(
+        self, name: str, args: PostgresBackupArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        objectives = args.objectives
+        backend = objectives.db_backend
+        _validate(args)
+        # Identity plus the settings posture reads (the rendered values the host runs with).
+        props: dict[str, Any] = {
+            "backend": backend,
+            "dataset": DATASET,
+            "pitrWindowDays": objectives.pitr_window_days,
+        }
+        if backend == "self-managed":
+            timing = pgbr.archive_timing(objectives)
+            props |= {
+                "archiveTimeoutS": timing.archive_timeout_s,
+                "archivePushTimeoutS": timing.push_timeout_s,
+            }
+        if backend == "supabase":
+            props["dumpIntervalS"] = DAY
+        super().__init__(self.TYPE, name, props, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._data_opts = pulumi.ResourceOptions(
+            parent=self, protect=objectives.protect_data, retain_on_delete=True
+        )
+        self.backend = backend
+        self.rds_instance_arn: pulumi.Output[str] | None = None
+        self.automated_backups_replication_arn: pulumi.Output[str] | None = None
+        self.replication_slot_name: str | None = None
+        self.publication_name: str | None = None
+        self.repo_bucket_names: dict[str, pulumi.Output[str]] | None = None
+        self.dump_bucket_names: dict[str, pulumi.Output[str]] | None = None
+        self.artefacts: dict[str, pulumi.Output[str]] = {}
+        if backend == "rds":
+            self._rds(args)
+        elif backend == "self-managed":
+            self._self_managed(args)
+        else:
+            self._supabase(args)
+        self.register_outputs(
+            {
+                "backend": backend,
+                "primary_endpoint": self.primary_endpoint,
+                "rds_instance_arn": self.rds_instance_arn,
+                "replication_slot_name": self.replication_slot_name,
+                "publication_name": self.publication_name,
+                "repo_bucket_names": self.repo_bucket_names,
+            }
+        )
+
+    # -- rds ---------------------------------------------------------------------------------
+
+    def _rds(self, args: PostgresBackupArgs) -> None:
+        objectives, name = args.objectives, self._name
+        regions = objectives.regions
+        tags = class_tags("critical", DATASET)
+        self.key = MultiRegionKey(
+            f"{name}-key",
+            MultiRegionKeyArgs(
+                regions=[regions.primary, regions.dr],
+                description="platform database storage and automated backups",
+                data_class="critical",
+                dataset=DATASET,
+            ),
+            opts=self._child,
+        )
+        params = aws.rds.ParameterGroup(
+            f"{name}-params",
+            region=regions.primary,
+            family=RDS_PARAMETER_FAMILY,
+            description="platform-dr: TLS only, connection and DDL logging",
+            parameters=[
+                {"name": "rds.force_ssl", "value": "1", "apply_method": "pending-reboot"},
+                {"name": "log_connections", "value": "1", "apply_method": "immediate"},
+                {"name": "log_statement", "value": "ddl", "apply_method": "immediate"},
+            ],
+            tags=tags,
+            opts=self._child,
+        )
+        identifier = args.adopt_instance_id or rds_identifier(objectives)
+        instance_opts = self._data_opts
+        if args.adopt_instance_id:
+            instance_opts = pulumi.ResourceOptions.merge(
+                instance_opts, pulumi.ResourceOptions(import_=args.adopt_instance_id)
+            )
+        instance = aws.rds.Instance(
+            f"{name}-instance",
+            region=regions.primary,
+            identifier=identifier,
+            engine="postgres",
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb,
+            max_allocated_storage=args.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=self.key.arns[regions.primary],
+            username="platform_admin",
+            # RDS creates and rotates the password in Secrets Manager: no plain password exists
+            # in config, state or outputs.
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=self.key.arns[regions.primary],
+            iam_database_authentication_enabled=True,
+            multi_az=args.multi_az,
+            publicly_accessible=False,
+            db_subnet_group_name=args.db_subnet_group_name,
+            vpc_security_group_ids=list(args.vpc_security_group_ids) or None,
+            parameter_group_name=params.name,
+            backup_retention_period=rds_retention_days(objectives),
+            backup_window=args.backup_window,
+            maintenance_window=args.maintenance_window,
+            copy_tags_to_snapshot=True,
+            # Deleting the instance must not delete the backups that could bring it back.
+            delete_automated_backups=False,
+            deletion_protection=objectives.protect_data,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{identifier}-final",
+            enabled_cloudwatch_logs_exports=list(RDS_LOG_EXPORTS),
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=self.key.arns[regions.primary],
+            auto_minor_version_upgrade=True,
+            tags=tags,
+            opts=instance_opts,
+        )
+        replication = aws.rds.InstanceAutomatedBackupsReplication(
+            f"{name}-backups-{regions.dr}",
+            region=regions.dr,
+            source_db_instance_arn=instance.arn,
+            kms_key_id=self.key.arns[regions.dr],
+            retention_period=rds_retention_days(objectives),
+            opts=self._data_opts,
+        )
+        self.primary_endpoint = instance.address
+        self.rds_instance_arn = instance.arn
+        # The replicated backup's id is its ARN in the DR region: what `drctl restore
+        # --from-repo 2` and a rebuild restore from.
+        self.automated_backups_replication_arn = replication.id
+
+    # -- self-managed ----------------------------------------------------------------------
+
+    def _self_managed(self, args: PostgresBackupArgs) -> None:
+        objectives, name = args.objectives, self._name
+        regions = objectives.regions
+        lock = ObjectLock(objectives.backup_object_lock_mode, repo_lock_days(objectives))
+        # Two independent repositories. Each is itself a critical-class ReplicatedBucket, rooted
+        # in its own region: repo1 in the primary region, repo2 in the DR region (the objectives
+        # are re-rooted for it, so its copies go to the third and primary regions).
+        rooted_in_dr = replace(
+            objectives, regions=Regions(regions.dr, regions.third, regions.primary)
+        )
+        repos = {}
+        for repo, root in (("repo1", objectives), ("repo2", rooted_in_dr)):
+            repos[repo] = ReplicatedBucket(
+                f"{name}-{repo}",
+                ReplicatedBucketArgs(
+                    objectives=root,
+                    data_class="critical",
+                    dataset=f"postgres-{repo}",
+                    object_lock=lock,
+                    alarm_topic_arns=args.alarm_topic_arns,
+                ),
+                opts=self._child,
+            )
+        repo1, repo2 = repos["repo1"], repos["repo2"]
+        self.repo_bucket_names = {
+            "repo1": repo1.bucket_names[regions.primary],
+            "repo2": repo2.bucket_names[regions.dr],
+        }
+        bucket_arns = [repo1.bucket_arns[regions.primary], repo2.bucket_arns[regions.dr]]
+        key_arns = [repo1.key_arns[regions.primary], repo2.key_arns[regions.dr]]
+        self.host_role, self.instance_profile = self._host_role(
+            "host", bucket_arns, key_arns, pgbr.REPO_S3_PATH.strip("/"), delete=True
+        )
+
+        provider = pulumi.ResourceOptions(parent=self, provider=args.postgres_provider)
+        postgresql.Role(
+            f"{name}-replication-role",
+            name=REPLICATION_ROLE,
+            login=True,
+            replication=True,
+            password=args.replication_password,
+            connection_limit=5,
+            opts=provider,
+        )
+        postgresql.Role(
+            f"{name}-monitoring-role",
+            name=MONITORING_ROLE,
+            login=True,
+            roles=["pg_monitor"],
+            connection_limit=3,
+            opts=provider,
+        )
+        self.replication_slot_name = slot_name(objectives)
+        postgresql.PhysicalReplicationSlot(
+            f"{name}-standby-slot", name=self.replication_slot_name, opts=provider
+        )
+        self.primary_endpoint = pulumi.Output.from_input(args.primary_host)
+
+        def render(values: list[str]) -> dict[str, str]:
+            b1, b2, k1, k2 = values
+            settings = pgbr.s3_settings(
+                objectives,
+                bucket_names={regions.primary: b1, regions.dr: b2},
+                kms_key_ids={regions.primary: k1, regions.dr: k2},
+                pg_path=args.pg_data_path,
+            )
+            return pgbr.render_all(objectives, settings)
+
+        rendered = pulumi.Output.all(
+            self.repo_bucket_names["repo1"], self.repo_bucket_names["repo2"], *key_arns
+        ).apply(render)
+        for path in _self_managed_paths(objectives):
+            self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
+
+    # -- supabase --------------------------------------------------------------------------
+
+    def _supabase(self, args: PostgresBackupArgs) -> None:
+        objectives, name = args.objectives, self._name
+        regions = objectives.regions
+        publisher = pulumi.ResourceOptions(parent=self, provider=args.postgres_provider)
+        subscriber = pulumi.ResourceOptions(parent=self, provider=args.dr_postgres_provider)
+        publication = postgresql.Publication(
+            f"{name}-publication",
+            name=PUBLICATION,
+            database=args.database,
+            all_tables=not args.publication_tables,
+            tables=list(args.publication_tables) or None,
+            opts=publisher,
+        )
+        self.publication_name = PUBLICATION
+        postgresql.Subscription(
+            f"{name}-subscription",
+            name=SUBSCRIPTION,
+            database=args.database,
+            conninfo=pulumi.Output.secret(args.publisher_conninfo),
+            publications=[publication.name],
+            create_slot=True,
+            opts=pulumi.ResourceOptions.merge(
+                subscriber, pulumi.ResourceOptions(additional_secret_outputs=["conninfo"])
+            ),
+        )
+        dumps = ReplicatedBucket(
+            f"{name}-dumps",
+            ReplicatedBucketArgs(
+                objectives=objectives,
+                data_class="critical",
+                dataset="postgres-dumps",
+                object_lock=ObjectLock(
+                    objectives.backup_object_lock_mode, dump_lock_days(objectives)
+                ),
+                alarm_topic_arns=args.alarm_topic_arns,
+            ),
+            opts=self._child,
+        )
+        self.dump_bucket_names = dumps.bucket_names
+        # The dump job runs next to the DR subscriber, so a primary-region outage cannot stop
+        # it; it writes into the dump bucket's primary copy and never deletes (append-only).
+        self.host_role, self.instance_profile = self._host_role(
+            "dump-host",
+            [dumps.bucket_arns[regions.primary]],
+            [dumps.key_arns[regions.primary]],
+            DUMP_PREFIX,
+            delete=False,
+        )
+        self.primary_endpoint = pulumi.Output.from_input(args.primary_host)
+        rendered = pulumi.Output.all(
+            dumps.bucket_names[regions.primary], dumps.key_arns[regions.primary]
+        ).apply(lambda v: render_dump_schedule(v[0], v[1], regions.primary))
+        for path in render_dump_schedule("b", "k", "r"):
+            self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def _host_role(self, role: str, bucket_arns, key_arns, prefix: str, *, delete: bool):
+        name = f"{self._name}-{role}"
+        tags = class_tags("critical", DATASET)
+        iam_role = aws.iam.Role(
+            name, assume_role_policy=ec2_trust_policy(), tags=tags, opts=self._child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-s3-kms",
+            role=iam_role.id,
+            policy=pulumi.Output.all(bucket_arns, key_arns).apply(
+                lambda v: s3_kms_policy(v[0], v[1], prefix, delete=delete)
+            ),
+            opts=self._child,
+        )
+        profile = aws.iam.InstanceProfile(name, role=iam_role.name, tags=tags, opts=self._child)
+        return iam_role, profile
+
+
+def _self_managed_paths(objectives: Objectives) -> list[str]:
+    """The artefact file names render_all produces (known before the bucket names are)."""
+    sample = pgbr.s3_settings(
+        objectives,
+        bucket_names={objectives.regions.primary: "b", objectives.regions.dr: "b"},
+        kms_key_ids={objectives.regions.primary: "k", objectives.regions.dr: "k"},
+    )
+    return sorted(pgbr.render_all(objectives, sample))
+
+
+def _validate(args: PostgresBackupArgs) -> None:
+    """Raise before any resource is declared: a half-declared database is worse than none."""
+    backend = args.objectives.db_backend
+    if backend in ("self-managed", "supabase") and args.postgres_provider is None:
+        raise ConfigError(
+            "postgresProvider",
+            None,
+            f"a pulumi_postgresql.Provider passed in by the caller (backend {backend})",
+        )
+    if backend == "supabase":
+        if args.dr_postgres_provider is None:
+            raise ConfigError(
+                "drPostgresProvider", None, "a pulumi_postgresql.Provider for the DR subscriber"
+            )
+        if args.publisher_conninfo is None:
+            raise ConfigError(
+                "publisherConninfo", None, "the Supabase database's connection string (secret)"
+            )
+    if backend == "self-managed":
+        # Fails early (ConfigError naming criticalRpo) if WAL archiving cannot meet the RPO.
+        pgbr.archive_timing(args.objectives)
+
+
+# -- stack config (keys in objectives.CONFIG_KEYS and Pulumi.yaml; secrets in their namespace) ---
+
+SECRETS_NAMESPACE = "platform-dr-db"
+SECRET_KEYS = ("password", "drPassword", "replicationPassword")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_PROJECT_REF = re.compile(r"^[a-z]{20}$")
+_RDS_ID = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,62}(?<!-)$")
+_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Non-secret database config. Defaults let a stack evaluate without any real database.
+
+    host / port / username: the primary Postgres pulumi-postgresql connects to (the self-managed
+        primary, or db.<ref>.supabase.co); default localhost / 5432 / postgres.
+    dr_host: the DR-region Postgres that subscribes (supabase backend); default localhost.
+    supabase_project_ref: the hosted project, for ``drctl supabase check``; default "".
+    rds_instance_class / rds_adopt_instance_id: see PostgresBackupArgs.
+    Passwords are secret config in the ``platform-dr-db`` namespace (``pulumi config set
+    --secret platform-dr-db:password ...``): password, drPassword, replicationPassword.
+    """
+
+    host: str = "localhost"
+    port: int = 5432
+    username: str = "postgres"
+    dr_host: str = "localhost"
+    supabase_project_ref: str = ""
+    rds_instance_class: str = "db.r6g.large"
+    rds_adopt_instance_id: str = ""
+
+    def provider_args(
+        self, password: pulumi.Input[str] | None, *, dr: bool = False, superuser: bool = True
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``pulumi_postgresql.Provider`` (the caller builds it)."""
+        return {
+            "host": self.dr_host if dr else self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": pulumi.Output.secret(password) if password is not None else None,
+            "sslmode": "require",
+            "superuser": superuser,
+            "connect_timeout": 15,
+        }
+
+    def publisher_conninfo(
+        self, password: pulumi.Input[str] | None, database: str = "postgres"
+    ) -> pulumi.Output[str]:
+        """libpq connection string of the primary, always a secret Output."""
+
+        def build(secret: str | None) -> str:
+            parts = {
+                "host": self.host,
+                "port": str(self.port),
+                "user": self.username,
+                "dbname": database,
+                "sslmode": "require",
+            }
+            if secret:
+                parts["password"] = secret
+            return " ".join(f"{k}={_libpq_quote(v)}" for k, v in parts.items())
+
+        return pulumi.Output.secret(pulumi.Output.from_input(password).apply(build))
+
+
+def _libpq_quote(value: str) -> str:
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
+    """Validate the database keys of raw stack config; ConfigError naming the key if bad."""
+    d = DatabaseSettings()
+    values = {
+        "dbHost": str(raw.get("dbHost") or d.host),
+        "drDbHost": str(raw.get("drDbHost") or d.dr_host),
+        "dbUsername": str(raw.get("dbUsername") or d.username),
+        "supabaseProjectRef": str(raw.get("supabaseProjectRef") or ""),
+        "rdsInstanceClass": str(raw.get("rdsInstanceClass") or d.rds_instance_class),
+        "rdsAdoptInstanceId": str(raw.get("rdsAdoptInstanceId") or ""),
+    }
+    for key in ("dbHost", "drDbHost"):
+        if not _HOST.match(values[key]):
+            raise ConfigError(key, values[key], "a host name or IP address, without a port")
+    port_raw = raw.get("dbPort", d.port)
+    try:
+        port = int(port_raw)
+    except (TypeError, ValueError):
+        port = -1
+    if isinstance(port_raw, bool) or not 1 <= port <= 65535:
+        raise ConfigError("dbPort", port_raw, "a TCP port from 1 to 65535")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", values["dbUsername"]):
+        raise ConfigError("dbUsername", values["dbUsername"], "a Postgres role name")
+    ref = values["supabaseProjectRef"]
+    if ref and not _PROJECT_REF.match(ref):
+        raise ConfigError("supabaseProjectRef", ref, "a Supabase project ref: 20 lowercase letters")
+    if not _INSTANCE_CLASS.match(values["rdsInstanceClass"]):
+        raise ConfigError(
+            "rdsInstanceClass", values["rdsInstanceClass"], "an RDS class such as db.r6g.large"
+        )
+    adopt = values["rdsAdoptInstanceId"]
+    if adopt and not _RDS_ID.match(adopt):
+        raise ConfigError(
+            "rdsAdoptInstanceId", adopt, "an RDS instance identifier (letters, digits, hyphens)"
+        )
+    return DatabaseSettings(
+        host=values["dbHost"],
+        port=port,
+        username=values["dbUsername"],
+        dr_host=values["drDbHost"],
+        supabase_project_ref=ref,
+        rds_instance_class=values["rdsInstanceClass"],
+        rds_adopt_instance_id=adopt,
+    )
+
+
+def load_database_settings() -> DatabaseSettings:
+    from components.objectives import raw_config_from_pulumi
+
+    return parse_database_settings(raw_config_from_pulumi())
+
+
+def database_secret(key: str) -> pulumi.Output[str] | None:
+    """A password from ``platform-dr-db:<key>`` secret config, or None when unset."""
+    if key not in SECRET_KEYS:
+        raise ConfigError(f"{SECRETS_NAMESPACE}:{key}", key, f"one of {', '.join(SECRET_KEYS)}")
+    return pulumi.Config(SECRETS_NAMESPACE).get_secret(key)
