@@ -748,3 +748,39 @@ class BackupPlan(pulumi.ComponentResource):
                 f"{name}-{arn.rsplit('/', 1)[-1]}", role=role.name, policy_arn=arn, opts=child
             )
         return role
+
+
+def describe(objectives: Objectives) -> str:
+    """The derivation as a plain-text table (README: `python -m components.backup_plan prod`)."""
+    lock = vault_lock_settings(objectives)
+    lines = [
+        f"vault lock: {lock.mode}, retention {lock.min_retention_days}-"
+        f"{lock.max_retention_days} d, changeable for {lock.changeable_for_days} d",
+        "class        rule        schedule                kept  cold  continuous",
+    ]
+    for cls in DATA_CLASSES:
+        for rule in backup_rules(objectives, cls):
+            cold = rule.cold_storage_after_days or "-"
+            lines.append(
+                f"{cls:<12} {rule.name:<11} {rule.schedule:<23} {rule.delete_after_days:>4}"
+                f"  {cold!s:>4}  {'yes' if rule.continuous else 'no'}"
+            )
+    lines.append("class        audited RPO  RTO (min)  restore-test validation (h)")
+    for cls in DATA_CLASSES:
+        objective = objectives.of(cls)
+        rto_min = math.ceil(objective.rto_s / MINUTE)
+        lines.append(
+            f"{cls:<12} {audit_hours(objective.rpo_s):>9} h  {rto_min:>9}"
+            f"  {validation_window_hours(objectives, cls):>27}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from components.objectives import parse_objectives
+    from scripts.evaluate import read_stack_config
+
+    stack = sys.argv[1] if len(sys.argv) > 1 else "prod"
+    print(describe(parse_objectives(read_stack_config(stack), stack)))

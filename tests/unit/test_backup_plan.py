@@ -447,3 +447,17 @@ def test_missing_alarm_topic_is_rejected_before_anything_is_declared():
         BackupPlan(
             "b", BackupPlanArgs(objectives=objectives(), alarm_topic_arns={"us-east-1": "x"})
         )
+
+
+def test_describe_prints_the_derivation_the_readme_quotes():
+    from components.backup_plan import describe
+
+    text = describe(objectives(criticalRpo="2h"))
+    assert text.splitlines()[0] == "vault lock: COMPLIANCE, retention 7-365 d, changeable for 3 d"
+    assert any(
+        line.split()[:2] == ["critical", "monthly"] and "365" in line for line in text.splitlines()
+    )
+    critical_audit = [
+        line for line in text.splitlines() if line.startswith("critical") and " h " in line
+    ]
+    assert critical_audit[0].split()[1:4] == ["2", "h", "60"]
