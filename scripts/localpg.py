@@ -209,10 +209,12 @@ class LocalCluster:
             self._write_include()
 
     def start(self, timeout: float = 60) -> LocalCluster:
-        """Start on a free port and wait until it accepts connections."""
+        """Start (on a free port the first time) and wait until it accepts connections."""
         if self.is_running():
             return self
-        self.port = free_port()
+        # A restart keeps the port: pgBackRest configs and standbys' primary_conninfo name it.
+        if self.port is None:
+            self.port = free_port()
         self._write_include()
         try:
             run_as_postgres(

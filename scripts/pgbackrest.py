@@ -1,0 +1,498 @@
+"""A thin runner around the pgbackrest binary, driven by the config that
+components/pgbackrest_config.py renders.
+
+What it adds over calling pgbackrest by hand is the safety a 3 a.m. restore needs:
+
+- ``restore`` only ever writes into a NEW, empty directory: it refuses a non-empty target, the
+  stanza's own ``pg1-path`` and the data dir of any running cluster;
+- restored WAL is not pushed back into the production repositories (``--archive-mode=off``);
+- ``recover`` starts the restored copy on a private socket and port, lets Postgres replay to the
+  target, and proves from the server log that recovery *stopped at the target*. A missing or
+  corrupt WAL segment in the range makes Postgres end recovery early; that surfaces as a
+  ``DrctlError`` naming the segment, never as a silently shorter database.
+
+Every pgbackrest and server command runs as the postgres OS user (``runuser`` when root), like
+the timers do on a database host.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.pgbackrest_config import (
+    BACKUP_TYPES,
+    SECRET_CONF_NAME,
+    PgBackRestSettings,
+    pgbackrest_command,
+    render_pgbackrest_conf,
+    render_secret_conf,
+)
+from scripts.common import DrctlError, ExitCode, progress
+from scripts.localpg import PG_BIN, LocalPgError, chown_to_postgres, free_port, run_as_postgres
+
+WAL_SEGMENTS_PER_XLOGID = 0x100  # 16 MiB segments: 4 GiB per "log" id
+
+
+def require_binaries() -> None:
+    """Fail loudly (exit 4) when pgbackrest or the PostgreSQL 15 server binaries are missing."""
+    missing = [b for b in ("pgbackrest", "runuser") if not shutil.which(b)]
+    missing += [str(PG_BIN / b) for b in ("postgres", "pg_ctl") if not (PG_BIN / b).exists()]
+    if missing:
+        raise DrctlError(
+            f"missing {', '.join(missing)}: run `make sysdeps` (apt: pgbackrest, postgresql-15)",
+            ExitCode.PRECONDITION_FAILED,
+        )
+
+
+def write_config(
+    settings: PgBackRestSettings,
+    directory: str | Path,
+    cipher_passes: dict[int, str],
+    s3_keys: dict[int, tuple[str, str]] | None = None,
+) -> PgBackRestSettings:
+    """Write pgbackrest.conf plus the 0600 secret fragment under ``directory``.
+
+    Returns the settings with ``config_path``/``config_include_path`` pointing there, so that
+    ``postgres_settings`` renders an archive_command that reads these very files.
+    """
+    directory = Path(directory)
+    include = directory / "conf.d"
+    include.mkdir(parents=True, exist_ok=True)
+    settings = replace(
+        settings,
+        config_path=str(directory / "pgbackrest.conf"),
+        config_include_path=str(include),
+    )
+    conf = directory / "pgbackrest.conf"
+    conf.write_text(render_pgbackrest_conf(settings))
+    secret = include / SECRET_CONF_NAME
+    secret.touch(mode=0o600)
+    secret.chmod(0o600)
+    secret.write_text(render_secret_conf(settings, cipher_passes, s3_keys))
+    for path in (directory, include, conf, secret):
+        chown_to_postgres(path)
+    return settings
+
+
+def segment_number(name: str) -> int:
+    """'00000001000000000000002A' -> absolute segment number (timeline ignored)."""
+    return int(name[8:16], 16) * WAL_SEGMENTS_PER_XLOGID + int(name[16:24], 16)
+
+
+def segment_name(timeline: int, number: int) -> str:
+    log, seg = divmod(number, WAL_SEGMENTS_PER_XLOGID)
+    return f"{timeline:08X}{log:08X}{seg:08X}"
+
+
+@dataclass
+class RecoveryResult:
+    """What Postgres reported while replaying a restored copy to its target."""
+
+    data_dir: str
+    target_time: str | None
+    reached_target: bool
+    stop_line: str
+    last_restored_segment: str | None
+    recovery_s: float
+    log_tail: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "data_dir": self.data_dir,
+            "target_time": self.target_time or "latest",
+            "reached_target": self.reached_target,
+            "stop": self.stop_line,
+            "last_restored_segment": self.last_restored_segment,
+            "recovery_s": round(self.recovery_s, 3),
+        }
+
+
+class PgBackRest:
+    """pgbackrest for one stanza and one config file.
+
+    ``config_path`` is the rendered pgbackrest.conf; ``include_path`` its secret fragment dir
+    (default: ``conf.d`` beside it). Nothing here prints secrets: pgbackrest reads them itself.
+    """
+
+    def __init__(
+        self,
+        config_path: str | Path,
+        stanza: str = "main",
+        include_path: str | Path | None = None,
+        timeout_s: float = 3600,
+    ):
+        self.config_path = Path(config_path)
+        self.include_path = (
+            Path(include_path) if include_path else self.config_path.parent / "conf.d"
+        )
+        self.stanza = stanza
+        self.timeout_s = timeout_s
+        if not self.config_path.exists():
+            raise DrctlError(
+                f"--config {self.config_path}: no such file; render it with `drctl render` "
+                "or point --config at the host's pgbackrest.conf",
+                ExitCode.INVALID_CONFIG,
+            )
+
+    @classmethod
+    def from_settings(cls, settings: PgBackRestSettings, **kw: Any) -> PgBackRest:
+        return cls(settings.config_path, settings.stanza, settings.config_include_path, **kw)
+
+    # -- config introspection ------------------------------------------------------------------
+
+    def _conf(self) -> configparser.ConfigParser:
+        parser = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=False)
+        parser.optionxform = str
+        parser.read(self.config_path)
+        return parser
+
+    def option(self, key: str) -> str | None:
+        conf = self._conf()
+        for section in (self.stanza, "global"):
+            if conf.has_option(section, key):
+                return conf.get(section, key)
+        return None
+
+    @property
+    def pg_path(self) -> Path | None:
+        value = self.option("pg1-path")
+        return Path(value) if value else None
+
+    def repo_indexes(self) -> list[int]:
+        conf = self._conf()
+        keys = {k for s in conf.sections() for k in conf[s]}
+        found = sorted(
+            {int(m.group(1)) for k in keys if (m := re.match(r"^repo(\d+)-(type|path)$", k))}
+        )
+        return found or [1]
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _argv(self, command: str, *options: str) -> list[str]:
+        base = pgbackrest_command(self.stanza, str(self.config_path), str(self.include_path))
+        return [*base, *options, command]
+
+    def run(self, command: str, *options: str, timeout_s: float | None = None) -> str:
+        """Run one pgbackrest command; a failure is a DrctlError carrying pgBackRest's message."""
+        argv = self._argv(command, *options)
+        try:
+            proc = run_as_postgres(argv, check=False, timeout=timeout_s or self.timeout_s)
+        except FileNotFoundError:
+            require_binaries()
+            raise
+        if proc.returncode != 0:
+            message = _pgbackrest_error(proc.stderr or proc.stdout)
+            raise DrctlError(
+                f"pgbackrest {command} (stanza {self.stanza}) failed with exit "
+                f"{proc.returncode}: {message}",
+                ExitCode.STEP_FAILED,
+            )
+        return proc.stdout
+
+    def stanza_create(self) -> None:
+        self.run("stanza-create")
+
+    def check(self) -> None:
+        self.run("check")
+
+    def backup(self, backup_type: str = "full", repo: int | None = None) -> dict[str, Any]:
+        """One backup to one repo (default repo1); returns that backup's info entry."""
+        if backup_type not in BACKUP_TYPES:
+            raise DrctlError(
+                f"--type {backup_type!r} is not valid: one of {', '.join(BACKUP_TYPES)}",
+                ExitCode.INVALID_CONFIG,
+            )
+        repo = self._check_repo(repo or 1)
+        self.run("backup", f"--type={backup_type}", f"--repo={repo}")
+        backups = self.backups(repo)
+        if not backups:
+            raise DrctlError(f"pgbackrest reported success but repo{repo} lists no backup")
+        return backups[-1]
+
+    def _check_repo(self, repo: int) -> int:
+        indexes = self.repo_indexes()
+        if repo not in indexes:
+            raise DrctlError(
+                f"--repo {repo} is not valid: {self.config_path.name} configures repo "
+                f"{', '.join(map(str, indexes))}",
+                ExitCode.INVALID_CONFIG,
+            )
+        return repo
+
+    def info(self, repo: int | None = None) -> dict[str, Any]:
+        """``pgbackrest info --output=json`` for this stanza (one repo or all)."""
+        options = ["--output=json"]
+        if repo:
+            options.append(f"--repo={self._check_repo(repo)}")
+        data = json.loads(self.run("info", *options) or "[]")
+        for entry in data:
+            if entry.get("name") == self.stanza:
+                return entry
+        raise DrctlError(f"pgbackrest info lists no stanza {self.stanza!r}")
+
+    def backups(self, repo: int | None = None) -> list[dict[str, Any]]:
+        """Backups oldest first; with ``repo``, only those in that repository."""
+        found = self.info(repo).get("backup", [])
+        if repo:
+            found = [b for b in found if b.get("database", {}).get("repo-key") == repo]
+        return sorted(found, key=lambda b: b["timestamp"]["stop"])
+
+    def archive_status(self, current_wal: str | None = None) -> dict[int, dict[str, Any]]:
+        """Per repo: newest archived WAL segment and, given the cluster's current segment
+        (``pg_walfile_name(pg_current_wal_lsn())``), how many segments it lags behind."""
+        info = self.info()
+        status: dict[int, dict[str, Any]] = {}
+        for archive in info.get("archive", []):
+            repo = archive.get("database", {}).get("repo-key", 1)
+            newest = archive.get("max")
+            entry = status.setdefault(repo, {"max_wal": None, "lag_segments": None})
+            if newest and (entry["max_wal"] is None or newest > entry["max_wal"]):
+                entry["max_wal"] = newest
+        for entry in status.values():
+            if current_wal and entry["max_wal"]:
+                # The current segment is still being written; everything before it should be
+                # archived, so a healthy repo lags by 0 (or 1 right after a switch).
+                lag = segment_number(current_wal) - 1 - segment_number(entry["max_wal"])
+                entry["lag_segments"] = max(0, lag)
+        for repo_status in info.get("repo", []):
+            key = repo_status.get("key")
+            status.setdefault(key, {"max_wal": None, "lag_segments": None})
+            status[key]["status"] = repo_status.get("status", {}).get("message")
+        return status
+
+    # -- restore -------------------------------------------------------------------------------
+
+    def check_restore_target(self, to: str | Path) -> Path:
+        """Refuse any target but a new or empty directory that no cluster runs from."""
+        target = Path(to).resolve()
+        if self.pg_path and target == self.pg_path.resolve():
+            raise DrctlError(
+                f"--to {target} is the stanza's own data directory (pg1-path); restore into a new "
+                "directory, never over the cluster",
+                ExitCode.REFUSED,
+            )
+        pid_file = target / "postmaster.pid"
+        if pid_file.exists() and _pid_file_alive(pid_file):
+            raise DrctlError(
+                f"--to {target} is the data directory of a running cluster; refusing",
+                ExitCode.REFUSED,
+            )
+        if target.exists() and not target.is_dir():
+            raise DrctlError(f"--to {target} exists and is not a directory", ExitCode.REFUSED)
+        if target.exists() and any(target.iterdir()):
+            raise DrctlError(
+                f"--to {target} is not empty; restore only into a new or empty directory",
+                ExitCode.REFUSED,
+            )
+        return target
+
+    def restore(
+        self,
+        to: str | Path,
+        target_time: datetime | None = None,
+        repo: int | None = None,
+        *,
+        backup_set: str | None = None,
+        archive_mode_off: bool = True,
+    ) -> Path:
+        """Restore into the new directory ``to`` (files only; ``recover`` replays and verifies).
+
+        ``target_time`` None restores to the end of the archive. ``backup_set`` pins the base
+        backup (a label from ``backups``); default pgBackRest's choice. The copy gets
+        ``--target-action=promote`` so it opens read-write once the target is reached.
+        """
+        target = self.check_restore_target(to)
+        options = [f"--pg1-path={target}"]
+        if repo:
+            options.append(f"--repo={self._check_repo(repo)}")
+        if backup_set:
+            options.append(f"--set={backup_set}")
+        if target_time is not None:
+            options += [
+                "--type=time",
+                f"--target={format_target(target_time)}",
+                "--target-action=promote",
+            ]
+        if archive_mode_off:
+            # The copy must not push its new timeline into the production repositories.
+            options.append("--archive-mode=off")
+        created = not target.exists()
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        chown_to_postgres(target)
+        try:
+            self.run("restore", *options)
+        except DrctlError:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+        return target
+
+    def recover(
+        self, data_dir: str | Path, target_time: datetime | None, timeout_s: float = 600
+    ) -> RecoveryResult:
+        """Start the restored copy privately, let it replay to the target, verify, stop it.
+
+        Raises DrctlError when Postgres ends recovery before the target (missing or corrupt WAL)
+        or recovery does not finish in ``timeout_s``.
+        """
+        data_dir = Path(data_dir)
+        run_dir = Path(tempfile.mkdtemp(prefix="drctl-recover-"))
+        chown_to_postgres(run_dir)
+        log = run_dir / "recovery.log"
+        port = free_port()
+        # Private port and socket, no log collector (the log must reach our file), no archiving.
+        # hot_standby=off: otherwise pg_ctl -w returns as soon as the copy accepts read-only
+        # connections, long before replay reaches the target.
+        server_opts = (
+            f"-c port={port} -c listen_addresses='' -c unix_socket_directories='{run_dir}' "
+            "-c logging_collector=off -c archive_mode=off -c hot_standby=off"
+        )
+        started = time.monotonic()
+        try:
+            proc = run_as_postgres(
+                [
+                    PG_BIN / "pg_ctl",
+                    "-D",
+                    data_dir,
+                    "-l",
+                    log,
+                    "-o",
+                    server_opts,
+                    "-w",
+                    "-t",
+                    str(int(timeout_s)),
+                    "start",
+                ],
+                check=False,
+                timeout=timeout_s + 30,
+            )
+            text = _wait_for_end_of_recovery(log, data_dir, started + timeout_s)
+            elapsed = time.monotonic() - started
+            result = analyse_recovery_log(text, data_dir, target_time, elapsed)
+            if proc.returncode != 0 or not result.reached_target:
+                raise DrctlError(recovery_failure_message(result, proc.returncode))
+            return result
+        finally:
+            with contextlib.suppress(LocalPgError, OSError):
+                run_as_postgres(
+                    [PG_BIN / "pg_ctl", "-D", data_dir, "-m", "fast", "-w", "stop"],
+                    check=False,
+                    timeout=120,
+                )
+            if os.environ.get("DRCTL_KEEP_RECOVERY_LOG"):
+                progress_step(f"recovery log kept in {log}")
+            else:
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _wait_for_end_of_recovery(log: Path, data_dir: Path, deadline: float) -> str:
+    """Server log once recovery is over: promoted and open, or the server gave up and exited."""
+    text = ""
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "database system is ready to accept connections" in text:
+            return text
+        if not _pid_file_alive(data_dir / "postmaster.pid"):
+            time.sleep(0.1)  # let the last lines reach the file
+            return log.read_text(errors="replace") if log.exists() else text
+        time.sleep(0.05)
+    return text
+
+
+def format_target(when: datetime) -> str:
+    """A recovery_target_time Postgres parses unambiguously (UTC, microseconds, +00)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+_STOP = re.compile(
+    r"recovery stopping (before|after) .*?, time (?P<time>[0-9-]+ [0-9:.]+[+-][0-9:]+)"
+)
+_RESTORED = re.compile(r'restored log file "(?P<seg>[0-9A-F]{24})" from archive')
+_ENDED_EARLY = "recovery ended before configured recovery target was reached"
+
+
+def analyse_recovery_log(
+    text: str, data_dir: Path, target_time: datetime | None, elapsed_s: float
+) -> RecoveryResult:
+    """Did recovery stop at the target? Judged from the server log only, so it works for copies
+    that were never started by us before and for clusters that refused to start."""
+    lines = text.splitlines()
+    stop = next((ln for ln in lines if _STOP.search(ln)), "")
+    restored = [m.group("seg") for ln in lines if (m := _RESTORED.search(ln))]
+    ended_early = any(_ENDED_EARLY in ln for ln in lines)
+    ready = any("database system is ready to accept connections" in ln for ln in lines)
+    if target_time is None:
+        # Restore to the end of the archive: running out of WAL *is* the target.
+        reached = ready and not ended_early
+    else:
+        reached = bool(stop) and not ended_early
+        if reached:
+            stopped_at = datetime.fromisoformat(_STOP.search(stop).group("time"))
+            # Postgres stops *before* the first commit later than T (or *after* one at T): a stop
+            # earlier than T means it stopped somewhere we did not ask for.
+            reached = stopped_at >= target_time.astimezone(UTC) or "after" in stop
+    return RecoveryResult(
+        data_dir=str(data_dir),
+        target_time=format_target(target_time) if target_time else None,
+        reached_target=reached,
+        stop_line=_strip_prefix(stop) if stop else "",
+        last_restored_segment=restored[-1] if restored else None,
+        recovery_s=elapsed_s,
+        log_tail=[_strip_prefix(ln) for ln in lines[-12:]],
+    )
+
+
+def recovery_failure_message(result: RecoveryResult, pg_ctl_rc: int) -> str:
+    target = result.target_time or "the end of the archive"
+    if result.last_restored_segment:
+        last = result.last_restored_segment
+        nxt = segment_name(int(last[:8], 16), segment_number(last) + 1)
+        where = (
+            f"the last WAL segment replayed from the archive was {last}; the next one ({nxt}) "
+            "is missing or corrupt in every repository"
+        )
+    else:
+        where = "no WAL segment could be fetched from the archive after the backup"
+    errors = [ln for ln in result.log_tail if "ERROR" in ln or "FATAL" in ln]
+    detail = f" (server log: {' | '.join(errors[-3:])})" if errors else ""
+    return (
+        f"recovery of {result.data_dir} did not reach target {target}: {where}. "
+        f"The copy is incomplete and must not be used{detail}"
+    )
+
+
+def _strip_prefix(line: str) -> str:
+    # "2026-11-26 18:50:01.123 UTC [123] LOG:  text" -> "LOG:  text"
+    match = re.search(r"\b(LOG|FATAL|ERROR|WARNING|PANIC|DETAIL|HINT):", line)
+    return line[match.start() :] if match else line
+
+
+def _pgbackrest_error(text: str) -> str:
+    """pgBackRest's own ERROR lines (the cause), else the last lines."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "ERROR:" in ln]
+    return " | ".join(errors[-3:] or lines[-3:]) or "(no output)"
+
+
+def _pid_file_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, OSError) as exc:
+        return isinstance(exc, PermissionError)
+    return True
+
+
+def progress_step(message: str) -> None:
+    progress.print(f"[dim]pgbackrest:[/] {message}", markup=True)
