@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "scripts.posture",
     "scripts.object_recovery",
     "scripts.drill",
+    "scripts.backup",
 ]
 
 for module_name in COMMAND_MODULES:
