@@ -10,6 +10,7 @@ import pulumi_postgresql as postgresql
 
 from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs
+from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.postgres_backup import (
     PostgresBackup,
@@ -24,6 +25,7 @@ try:
     objectives = load_objectives()
     app_config = load_settings()
     db_settings = load_database_settings()
+    dr_settings = load_dr_settings()
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.
     print(f"error: {err}", file=sys.stderr)
@@ -118,7 +120,34 @@ database = PostgresBackup(
     ),
 )
 
+# The DR region, sized from the RTOs: the database standby, failover DNS and its alarms. A rebuild
+# stack takes over prod's hosted zone and records instead of creating its own.
+standby = DrStandby(
+    "dr-standby",
+    DrStandbyArgs(
+        objectives=objectives,
+        alarm_topic_arns=alerts.topic_arns,
+        primary_endpoint=database.primary_endpoint,
+        database=StandbyDatabase(
+            source_arn=database.rds_instance_arn if backend == "rds" else None,
+            replication_slot_name=database.replication_slot_name,
+            publication_name=database.publication_name,
+            port=db_settings.port,
+            instance_class=db_settings.rds_instance_class,
+            kms_key_arn=database.key.arns[regions.dr] if backend == "rds" else None,
+            standby_host=db_settings.dr_host if backend == "supabase" else None,
+        ),
+        settings=dr_settings,
+        adopt_zone_id=(
+            source.require_output("drStandby").apply(lambda d: d["zoneId"]) if source else None
+        ),
+        take_over_records=bool(source),
+    ),
+)
+
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
+pulumi.export("drStandby", standby.failover_outputs)
+pulumi.export("drStandbyMode", {"mode": standby.mode, "reason": standby.mode_reason})
 pulumi.export("alertTopicArns", alerts.topic_arns)
 pulumi.export(
     "database",

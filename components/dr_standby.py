@@ -161,6 +161,9 @@ class StandbyDatabase:
     kms_key_arn: rds only; DR-region key for the replica; default: the component makes a
         multi-Region key in the DR region.
     dbname: database the sample checks and the subscription use; default "postgres".
+    standby_host: self-managed/supabase; the DR-region Postgres host when it already has a
+        name (supabase: the subscriber PostgresBackup configures); default: the component
+        declares a fixed private address (ENI) in the DR VPC for the standby host to claim.
     """
 
     source_arn: pulumi.Input[str] | None = None
@@ -172,6 +175,7 @@ class StandbyDatabase:
     pilot_light_instance_class: str = "db.t4g.medium"
     kms_key_arn: pulumi.Input[str] | None = None
     dbname: str = "postgres"
+    standby_host: pulumi.Input[str] | None = None
 
 
 _REQUIRED_INPUT = {
@@ -501,23 +505,28 @@ class DrStandby(pulumi.ComponentResource):
     def _standby_host(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
         """A fixed private address the DR database host claims, and what it runs there."""
         db, obj = args.database, args.objectives
-        eni = aws.ec2.NetworkInterface(
-            f"{name}-db-address",
-            region=dr,
-            subnet_id=self.subnets[0].id,
-            security_groups=[self.db_security_group_id],
-            description="address of the DR database host (attached by the host at boot)",
-            tags=class_tags("critical", "database", {"dr-role": "standby"}),
-            opts=child,
-        )
-        self.standby_endpoint = eni.private_ip
+        if db.standby_host is not None:
+            self.standby_endpoint = pulumi.Output.from_input(db.standby_host)
+        else:
+            eni = aws.ec2.NetworkInterface(
+                f"{name}-db-address",
+                region=dr,
+                subnet_id=self.subnets[0].id,
+                security_groups=[self.db_security_group_id],
+                description="address of the DR database host (attached by the host at boot)",
+                tags=class_tags("critical", "database", {"dr-role": "standby"}),
+                opts=child,
+            )
+            self.standby_endpoint = eni.private_ip
         self.replica_id = None
         if obj.db_backend == "self-managed":
             self.standby_config = pulumi.Output.all(
                 self.primary_host, self.primary_port, db.replication_slot_name
             ).apply(lambda v: render_standby_config(v[0], v[1], db.replication_user, v[2]))
         else:
-            self.subscription_target = pulumi.Output.all(eni.private_ip, db.publication_name).apply(
+            self.subscription_target = pulumi.Output.all(
+                self.standby_endpoint, db.publication_name
+            ).apply(
                 lambda v: {
                     "host": v[0],
                     "port": db.port,
@@ -558,7 +567,7 @@ class DrStandby(pulumi.ComponentResource):
         self.health_check_id = check.id
         records_opts = pulumi.ResourceOptions(parent=self)
         secondary_target: pulumi.Input[str] = self.standby_endpoint
-        if args.objectives.db_backend != "rds":
+        if args.objectives.db_backend != "rds" and args.database.standby_host is None:
             # Failover records of one name must share a type; the host address gets its own A
             # record and the SECONDARY record is a CNAME to it, like the PRIMARY one.
             standby_name = f"{settings.record_name}-standby.{settings.zone_name}"

@@ -311,3 +311,38 @@ def test_missing_us_east_1_topic_is_refused():
                 "dr", DrStandbyArgs(obj, topics, "db.x.com", database=DATABASES["self-managed"])
             )
         )
+
+
+def test_a_named_dr_host_is_used_as_is_without_an_address_of_our_own():
+    obj = objectives(dbBackend="supabase")
+    db = StandbyDatabase(publication_name="dr_pub", standby_host="dr-db.internal.example")
+    records, component = declare(
+        lambda: DrStandby("dr", DrStandbyArgs(obj, TOPICS, "db.abc.supabase.co", database=db))
+    )
+    assert not by_type(records, "aws:ec2/networkInterface:NetworkInterface")
+    secondary = named(records, "dr-secondary").inputs
+    assert secondary["records"] == ["dr-db.internal.example"]
+    assert resolve(component.subscription_target)["host"] == "dr-db.internal.example"
+
+
+# -- the real program ----------------------------------------------------------------------------
+
+
+def test_prod_declares_the_standby_and_exports_what_failover_reads(prod):
+    (component,) = prod.of_type(DrStandby.TYPE)
+    assert component.inputs["mode"] == WARM_STANDBY and component.inputs["drRegion"] == "us-west-2"
+    outputs = prod.outputs["drStandby"]
+    assert outputs["primaryRegion"] == "us-east-1" and outputs["drRegion"] == "us-west-2"
+    assert outputs["zoneId"] == prod.named("dr-standby-zone").id
+    assert prod.outputs["drStandbyMode"]["mode"] == WARM_STANDBY
+    assert all(r.region == "us-west-2" for r in prod.of_type("aws:ec2/subnet:Subnet"))
+
+
+def test_dr_rebuild_takes_over_prods_zone_and_records(prod, dr):
+    assert not dr.of_type("aws:route53/zone:Zone")
+    records = dr.of_type("aws:route53/record:Record")
+    assert records and all(
+        r.inputs["zoneId"] == prod.outputs["drStandby"]["zoneId"] for r in records
+    )
+    assert all(r.inputs["allowOverwrite"] is True for r in records)
+    assert dr.outputs["drStandby"]["drRegion"] == "eu-west-1"
