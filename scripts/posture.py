@@ -90,11 +90,19 @@ def register(app: typer.Typer) -> None:
         project_dir: Path = typer.Option(
             ROOT, "--project-dir", help="Directory holding Pulumi.yaml and the stack files."
         ),
+        diff: str | None = typer.Option(
+            None, "--diff", metavar="REV", help="Markdown of what changed since git revision REV."
+        ),
     ) -> None:
         """Offline report: per data class, objectives, mechanisms, worst-case RPO and a verdict.
 
         Exit 0 when every class is met, 1 when one is not, 2 when the config is invalid.
         """
+        if diff is not None:
+            from scripts import posture_diff  # evaluates both trees in subprocesses
+
+            posture_diff.run(diff, stack, json_output, project_dir)
+            return
         documents = []
         for name in stack:
             progress.print(f"evaluating stack {name} under Pulumi mocks ...")
