@@ -24,7 +24,7 @@ from components.secrets_backup import SecretsBackup, load_settings, secrets_back
 try:
     objectives = load_objectives()
     app_config = load_settings()
-    db_settings = load_database_settings()
+    db_settings = load_database_settings(objectives)
     dr_settings = load_dr_settings()
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.

@@ -728,10 +728,15 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
     )
 
 
-def load_database_settings() -> DatabaseSettings:
+def load_database_settings(objectives: Objectives) -> DatabaseSettings:
+    """Database config of the running stack, checked with the objectives before any resource
+    is declared (e.g. an RPO too tight for WAL archiving is a ConfigError naming criticalRpo)."""
     from components.objectives import raw_config_from_pulumi
 
-    return parse_database_settings(raw_config_from_pulumi())
+    settings = parse_database_settings(raw_config_from_pulumi())
+    if objectives.db_backend == "self-managed":
+        pgbr.archive_timing(objectives)
+    return settings
 
 
 def database_secret(key: str) -> pulumi.Output[str] | None:

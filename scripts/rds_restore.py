@@ -286,12 +286,15 @@ def execute_restore(session, plan: RestorePlan) -> RestorePlan:
     return plan
 
 
-def source_from_stack(stack: str) -> RdsSource:
+def source_from_stack(stack: str, overrides: dict[str, Any] | None = None) -> RdsSource:
     """Read the RDS instance the stack declares (scripts.evaluate, no cloud access)."""
     from scripts.evaluate import evaluate_stack
 
-    evaluation = evaluate_stack(stack)
-    instances = evaluation.of_type("aws:rds/instance:Instance")
+    evaluation = evaluate_stack(stack, overrides=overrides)
+    # The primary instance PostgresBackup declares (a DR read replica is another instance).
+    instances = [
+        r for r in evaluation.of_type("aws:rds/instance:Instance") if r.name == "database-instance"
+    ]
     if not instances:
         raise DrctlError(
             f"stack {stack!r} declares no RDS instance (dbBackend is not rds)",

@@ -309,3 +309,11 @@ def test_dr_latest_older_than_rpo_needs_accept_data_loss():
             accept_data_loss=True,
         )
     assert plan.request["UseLatestRestorableTime"] is True
+
+
+def test_source_is_read_from_the_stack_program():
+    source = rds_restore.source_from_stack("prod", overrides={"dbBackend": "rds"})
+    assert source == rds_restore.RdsSource("platform-dr-prod", "us-east-1", "us-west-2", 900, 7)
+    with pytest.raises(DrctlError, match="declares no RDS instance") as err:
+        rds_restore.source_from_stack("prod", overrides={"dbBackend": "self-managed"})
+    assert err.value.code == ExitCode.INVALID_CONFIG
