@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "scripts.object_recovery",
     "scripts.drill",
     "scripts.backup",
+    "scripts.config_sync",
 ]
 
 for module_name in COMMAND_MODULES:
