@@ -330,6 +330,8 @@ def run(
     session=None,
 ) -> RestorePlan:
     """What `drctl restore` runs for an rds stack. ``source``/``session`` are injected by tests."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
     from scripts.common import confirm_execute, out, print_json
 
     when = parse_target_time(target_time)
@@ -338,20 +340,33 @@ def run(
         import boto3
 
         session = boto3.Session()
-    plan = plan_restore(
-        session,
-        source,
-        target=to,
-        target_time=when,
-        from_repo=from_repo,
-        accept_data_loss=accept_data_loss,
-    )
-    what = (
-        f"restore {plan.source} ({plan.region}) to {_iso(when) if when else 'latest'} "
-        f"as new instance {plan.target}"
-    )
-    if plan.status == "already-restored" or confirm_execute(execute, yes, what):
-        execute_restore(session, plan)
+    try:
+        plan = plan_restore(
+            session,
+            source,
+            target=to,
+            target_time=when,
+            from_repo=from_repo,
+            accept_data_loss=accept_data_loss,
+        )
+        what = (
+            f"restore {plan.source} ({plan.region}) to {_iso(when) if when else 'latest'} "
+            f"as new instance {plan.target}"
+        )
+        if plan.status == "already-restored" or confirm_execute(execute, yes, what):
+            execute_restore(session, plan)
+    except NoCredentialsError:
+        raise DrctlError(
+            "no AWS credentials for the RDS API", ExitCode.PRECONDITION_FAILED
+        ) from None
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        raise DrctlError(
+            f"RDS {err.operation_name} failed: {error.get('Code')}: {error.get('Message')}",
+            ExitCode.STEP_FAILED,
+        ) from None
+    except BotoCoreError as err:
+        raise DrctlError(f"RDS API call failed: {err}", ExitCode.STEP_FAILED) from None
     if as_json:
         print_json(plan.to_json())
     else:

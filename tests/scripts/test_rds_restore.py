@@ -317,3 +317,28 @@ def test_source_is_read_from_the_stack_program():
     with pytest.raises(DrctlError, match="declares no RDS instance") as err:
         rds_restore.source_from_stack("prod", overrides={"dbBackend": "self-managed"})
     assert err.value.code == ExitCode.INVALID_CONFIG
+
+
+def test_api_failure_during_restore_is_one_clear_error(aws):
+    """moto refuses a restore whose storage is smaller than the source's: a real API error."""
+    client = aws.client("rds")
+    real = client.restore_db_instance_to_point_in_time
+
+    class _Session:
+        def client(self, service, region_name=None):
+            c = aws.client(service, region_name=region_name)
+            c.restore_db_instance_to_point_in_time = lambda **kw: real(**kw, AllocatedStorage=5)
+            return c
+
+    with pytest.raises(DrctlError, match="RestoreDBInstanceToPointInTime failed") as err:
+        rds_restore.run(
+            stack="prod",
+            target_time="latest",
+            to="restored-1",
+            execute=True,
+            yes=True,
+            source=SOURCE,
+            session=_Session(),
+        )
+    assert err.value.code == ExitCode.STEP_FAILED
+    assert _instances(aws) == {SOURCE.identifier}
