@@ -563,3 +563,40 @@ def _region_copy(exported: Mapping[str, str], region: str) -> str:
             f"the source stack exports no config snapshot bucket in {region}; a rebuild stack's "
             "primaryRegion and drRegion must be regions where the source stack kept copies"
         ) from None
+
+
+def describe(stack: str) -> str:
+    """What a stack declares for its app config, by evaluating it under mocks (no values)."""
+    from scripts.evaluate import evaluate_stack
+
+    ev = evaluate_stack(stack)
+    lines = [
+        f"namespace {ev.outputs['configParameterPrefix']}, regions {ev.outputs['configRegions']}"
+    ]
+    lines.append(f"{'kind':<10} {'name':<44} {'type / class':<14} where")
+    for r in ev.resources:
+        if not r.name.startswith("app-config-"):
+            continue
+        where = f"{r.region} ({'created' if r.custom else 'read'})"
+        if r.type == "aws:ssm/parameter:Parameter":
+            kind, name = "parameter", r.inputs.get("name", r.import_id)
+            detail = r.inputs.get("type", "-")
+        elif r.type == "aws:secretsmanager/secret:Secret":
+            kind, name = "secret", r.inputs.get("name") or r.import_id.rsplit(":", 1)[-1]
+            detail = (r.tags or {}).get("backup-class", "-")
+            replicas = [x["region"] for x in r.inputs.get("replicas", [])]
+            if replicas:
+                where += f", replica {', '.join(replicas)}"
+        elif r.type == "aws:secretsmanager/secretRotation:SecretRotation":
+            kind, name, detail = "rotation", r.name, "-"
+        else:
+            continue
+        lines.append(f"{kind:<10} {name:<44} {detail:<14} {where}")
+    lines.append(f"snapshot buckets: {', '.join(sorted(ev.outputs['configBucketNames']))}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(describe(sys.argv[1] if len(sys.argv) > 1 else "prod"))
