@@ -36,6 +36,8 @@ COMMAND_MODULES = [
     "scripts.object_recovery",
     "scripts.drill",
     "scripts.backup",
+    "scripts.render",
+    "scripts.supabase",
     "scripts.config_sync",
 ]
 
