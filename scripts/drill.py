@@ -203,6 +203,15 @@ class LocalAws:
         with contextlib.suppress(Exception):
             self._server.stop()
 
+    def warm_up(self, regions: tuple[str, ...]) -> None:
+        """moto builds each service's backend per region on first use (SSM loads AWS's public
+        parameters); doing it here keeps that out of the measured recovery times."""
+        for region in regions:
+            self.client("s3", region).list_buckets()
+            self.client("secretsmanager", region).list_secrets()
+            self.client("ssm", region).describe_parameters()
+        self.client("route53", "us-east-1").list_hosted_zones()
+
     def session(self, region: str):
         import boto3
 
@@ -730,6 +739,177 @@ def scenario_database_corruption(ctx: DrillContext, result: ScenarioResult) -> N
     }
 
 
+ZONE = "drill.internal"
+RECORD = f"db.{ZONE}"
+
+
+def _endpoint(region: str) -> str:
+    return f"db.{region}.{ZONE}"
+
+
+class _MotoAws:
+    """The failover engine's client factory (scripts.failover.Aws) pointed at moto."""
+
+    def __init__(self, aws: LocalAws):
+        self._aws = aws
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, service: str, region: str) -> Any:
+        if (service, region) not in self._clients:
+            self._clients[service, region] = self._aws.client(service, region)
+        return self._clients[service, region]
+
+
+def _dr_control_plane(ctx: DrillContext, site: PgSite) -> dict[str, Any]:
+    """What the DrStandby/SecretsBackup/PostgresBackup components would have deployed, on moto:
+    a Route 53 zone with PRIMARY/SECONDARY failover records, the DB secret and the runtime
+    parameters in both regions, and repo2's files in a DR-region bucket. Returns stack outputs
+    in the shape ``scripts.failover.load_plan`` reads."""
+    from components.secrets_backup import namespace_of, parameter_name, secret_name
+    from scripts.failover import ACTIVE_REGION_KEY, DATABASE_HOST_KEY
+
+    assert ctx.aws is not None
+    primary, dr = ctx.primary_region, ctx.dr_region
+    namespace = namespace_of(ctx.objectives)
+    r53 = ctx.aws.client("route53", "us-east-1")
+    zone_id = r53.create_hosted_zone(Name=ZONE, CallerReference=secrets.token_hex(8))["HostedZone"][
+        "Id"
+    ]
+    health = r53.create_health_check(
+        CallerReference=secrets.token_hex(8),
+        HealthCheckConfig={"Type": "TCP", "IPAddress": "127.0.0.1", "Port": site.primary.port},
+    )["HealthCheck"]["Id"]
+    changes = []
+    for role, region, check in (("PRIMARY", primary, health), ("SECONDARY", dr, None)):
+        record: dict[str, Any] = {
+            "Name": RECORD,
+            "Type": "CNAME",
+            "SetIdentifier": f"{role.lower()}-{region}",
+            "Failover": role,
+            "TTL": 30,
+            "ResourceRecords": [{"Value": _endpoint(region)}],
+        }
+        if check:
+            record["HealthCheckId"] = check
+        changes.append({"Action": "CREATE", "ResourceRecordSet": record})
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    # moto has no StopReplicationToReplica, so the DR copy of the secret is the standalone
+    # secret that call would leave behind; the engine reports it as already standalone.
+    for region in (primary, dr):
+        ctx.aws.client("secretsmanager", region).create_secret(
+            Name=secret_name(namespace, "database"),
+            SecretString=json.dumps({"host": _endpoint(primary), "port": 5432}),
+        )
+        ssm = ctx.aws.client("ssm", region)
+        for key, value in ((ACTIVE_REGION_KEY, primary), (DATABASE_HOST_KEY, _endpoint(primary))):
+            ssm.put_parameter(Name=parameter_name(namespace, key), Value=value, Type="String")
+    # repo2 is a directory here; in prod it is an S3 bucket in the DR region with this very
+    # layout. Mirror its backup files so the engine's "DR backup present" check reads a bucket.
+    bucket = f"drill-pgbackrest-repo2-{dr}"
+    s3 = ctx.aws.client("s3", dr)
+    _put_versioned_bucket(s3, bucket, dr)
+    repo2 = site.dir / f"repo2-{dr}"
+    for path in sorted((repo2 / "backup").rglob("*")):
+        if path.is_file():
+            key = "pgbackrest/" + str(path.relative_to(repo2))
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    return {
+        "drStandby": {
+            "backend": "self-managed",
+            "primaryRegion": primary,
+            "drRegion": dr,
+            "zoneId": zone_id.split("/")[-1],
+            "recordName": RECORD,
+            "healthCheckId": health,
+            "primaryEndpoint": _endpoint(primary),
+            "standbyEndpoint": _endpoint(dr),
+            "port": 5432,
+        },
+        "database": {"repoBuckets": {"repo2": bucket}, "replicationSlotName": "dr_standby"},
+    }
+
+
+def _dns_answer(r53: Any, zone_id: str) -> str:
+    """What the failover record answers while PRIMARY is served (moto runs no health checks)."""
+    sets = r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    for rs in sets:
+        if rs["Name"].rstrip(".") == RECORD and rs.get("Failover") == "PRIMARY":
+            return rs["ResourceRecords"][0]["Value"]
+    raise DrctlError(f"no PRIMARY failover record {RECORD} in zone {zone_id}")
+
+
+def scenario_outage(ctx: DrillContext, result: ScenarioResult) -> None:
+    """The primary is killed under write load; the failover engine promotes the standby and
+    flips DNS; the application (the writer) finds the new primary through Route 53."""
+    from scripts.failover import Connections, load_plan, run_failover
+
+    assert ctx.aws is not None
+    site = PgSite(ctx, "outage")
+    ctx.cleanups.append(site.stop)
+    with ctx.step("healthy platform: primary, streaming standby (slot), repo1 + repo2"):
+        site.start(standby=True)
+    with ctx.step("DR control plane on moto: Route 53 failover records, secrets, SSM, repo2"):
+        outputs = _dr_control_plane(ctx, site)
+        plan = load_plan(STACK, outputs)
+        r53 = ctx.aws.client("route53", "us-east-1")
+        zone_id = outputs["drStandby"]["zoneId"]
+        dns_before = _dns_answer(r53, zone_id)
+    servers = {_endpoint(ctx.primary_region): site.primary, _endpoint(ctx.dr_region): site.standby}
+
+    def connect_through_dns():
+        return _connect(servers[_dns_answer(r53, zone_id)].conninfo("app"))
+
+    writer = site.writer(reconnect=True, connect=connect_through_dns)
+    with ctx.step(f"write load through {RECORD} ({WRITE_SECONDS:.0f} s)"):
+        _run_load(writer, WRITE_SECONDS)
+        if not writer.acked:
+            raise DrctlError("the writer got no acknowledged write before the outage")
+
+    incident_started = time.monotonic()
+    incident_wall = time.time()
+    with ctx.step(f"incident: the primary's host ({ctx.primary_region}) is lost (SIGKILL)"):
+        site.primary.kill()
+    with ctx.step("failover runbook: assess, isolate, promote, switch config and DNS, validate"):
+        report = run_failover(
+            plan,
+            _MotoAws(ctx.aws),
+            Connections(site.primary.conninfo("app"), site.standby.conninfo("app")),
+            execute=True,
+            yes=True,
+            samples=("public.ledger",),
+            journal=ctx.workdir / "failover-journal.json",
+        )
+    with ctx.step("the application writes again through DNS"):
+        deadline = time.monotonic() + 60
+        while writer.back_at is None and time.monotonic() < deadline and writer.is_alive():
+            time.sleep(0.02)
+        if writer.back_at is None:
+            raise DrctlError("no write was accepted through DNS after the failover")
+        time.sleep(0.5)  # let some post-failover writes land before stopping the load
+        writer.stop()
+    with ctx.step("verify: checksum of ledger on the promoted DR database"):
+        check = compare(site.seed + writer.acked, ledger_rows(site.standby))
+    result.rto_measured_s = round(time.monotonic() - incident_started, 3)
+    result.rpo_measured_s = check.loss_window_s
+    result.data = check
+    steps = {row["name"]: row for row in report.steps}
+    after_failover = [w for w in writer.acked if w.acked_at > incident_wall]
+    result.evidence = {
+        "incident_at": _iso(incident_wall),
+        "dns_before": dns_before,
+        "dns_after": _dns_answer(r53, zone_id),
+        "writes_accepted_again_after_s": round(writer.back_at - incident_started, 3),
+        "writes_accepted_after_failover": len(after_failover),
+        "failover_runbook_rto_s": report.rto_s,
+        "failover_steps_s": {name: row.get("duration_s") for name, row in steps.items()},
+        "lag_at_assess": (steps.get("assess") or {}).get("result"),
+        "standby_timeline": ((steps.get("promote") or {}).get("result") or {}).get("timeline"),
+        "note": "repo2's backup files are mirrored to a moto bucket for the engine's "
+        "DR-backup check; the DR secret is a standalone copy (moto has no "
+        "StopReplicationToReplica)",
+    }
+
+
 # -- the drill -------------------------------------------------------------------------------------
 
 
@@ -770,6 +950,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         needs_aws=False,
         needs_postgres=True,
         run=scenario_database_corruption,
+    ),
+    Scenario(
+        "data-centre-outage",
+        "Data-centre outage",
+        "critical",
+        "database",
+        "the primary's host is killed (SIGKILL) while the application writes through DNS",
+        "drctl's failover runbook (scripts/failover.py) assesses lag against the RPO, isolates, "
+        "promotes the streaming standby, switches secrets/SSM config and flips the Route 53 "
+        "failover record; the application reconnects through DNS",
+        needs_aws=True,
+        needs_postgres=True,
+        run=scenario_outage,
     ),
     Scenario(
         "security-breach",
@@ -867,6 +1060,7 @@ def run_drill(
         if any(s.needs_aws for s in chosen):
             with progress.status("starting moto (S3, Secrets Manager, SSM, Route 53)..."):
                 aws = LocalAws().start()
+                aws.warm_up((objectives.regions.primary, objectives.regions.dr))
             progress.print(f"[green]✓[/] moto on {aws.endpoint_url}", markup=True)
         ctx = DrillContext(objectives, aws, workdir, keep)
         report.setup_s = time.monotonic() - setup_started
