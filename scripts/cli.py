@@ -39,6 +39,8 @@ COMMAND_MODULES = [
     "scripts.render",
     "scripts.supabase",
     "scripts.config_sync",
+    "scripts.failover",
+    "scripts.verify",
 ]
 
 for module_name in COMMAND_MODULES:
