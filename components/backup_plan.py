@@ -497,7 +497,8 @@ class BackupPlan(pulumi.ComponentResource):
                     data_class="critical",
                     dataset=DATASET,
                 ),
-                opts=child,
+                # Losing the key loses every recovery point in the vault: protected like data.
+                opts=pulumi.ResourceOptions(parent=self, protect=objectives.protect_data),
             )
             vault = aws.backup.Vault(
                 f"{name}-{role}-vault",
