@@ -548,3 +548,101 @@ def backup_coverage(resources: Sequence[Resource], objectives: Mapping) -> dict[
             "problems": problems,
         }
     return coverage
+
+
+# ---------------------------------------------------------------------------------------------
+# Database (components/postgres_backup.py): PITR window and worst-case RPO per backend.
+
+POSTGRES_BACKUP_TYPE = "platform-dr:postgres_backup:PostgresBackup"
+RDS_LOG_UPLOAD_S = 300  # RDS uploads transaction logs to S3 every 5 minutes
+
+
+def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list:
+    """The database under the critical class, with the data loss its settings imply.
+
+    self-managed: archive-push writes each WAL segment to repo1 and to repo2 in the DR region, so
+    the bound is archive_timeout + pgBackRest's push timeout (the same sum as
+    components.pgbackrest_config.ArchiveTiming.worst_case_rpo_s, recomputed here from the
+    declared values). rds: 5-minute log upload in-region, but cross-region automated-backup
+    replication has no published lag bound, so none is claimed. supabase: the logical
+    subscription has no declared lag bound; only the daily dump bounds a region loss.
+    """
+    named = by_name(resources)
+    regions = _get(objectives, "regions", default={})
+    found = []
+    for component in (r for r in resources if r.type == POSTGRES_BACKUP_TYPE):
+        props = _whole(dict(component.props))
+        name, backend = component.name, props.get("backend")
+        dataset = props.get("dataset", "database")
+        window = props.get("pitrWindowDays")
+        problems: list[str] = []
+        if backend == "self-managed":
+            timeout, push = props.get("archiveTimeoutS"), props.get("archivePushTimeoutS")
+            rpo = timeout + push if timeout and push else None
+            repos = {
+                f"repo{i}": named.get(f"{name}-repo{i}-{regions.get(role)}")
+                for i, role in ((1, "primary"), (2, "dr"))
+            }
+            for repo, bucket in repos.items():
+                if bucket is None:
+                    problems.append(f"{dataset}: no pgBackRest {repo} bucket")
+                elif not bucket.props.get("objectLockEnabled"):
+                    problems.append(f"{dataset}: {repo} bucket has no object lock")
+            if rpo is None:
+                problems.append(f"{dataset}: archive_timeout not declared")
+            description = (
+                f"{dataset} (self-managed, pgBackRest): repo1 {regions.get('primary')} + repo2 "
+                f"{regions.get('dr')}, PITR {window} d; archive_timeout {fmt_s(timeout)} + push "
+                f"timeout {fmt_s(push)} = worst case {fmt_s(rpo)}"
+            )
+        elif backend == "rds":
+            instance = named.get(f"{name}-instance")
+            replication = [
+                r
+                for r in resources
+                if r.type.endswith(":InstanceAutomatedBackupsReplication")
+                and r.name.startswith(f"{name}-backups-")
+            ]
+            retention = _whole(_get(getattr(instance, "props", {}), "backupRetentionPeriod"))
+            if instance is None:
+                problems.append(f"{dataset}: no RDS instance")
+            else:
+                if not retention or (window and retention < window):
+                    problems.append(
+                        f"{dataset}: backup retention {retention} d is under the PITR window "
+                        f"{window} d"
+                    )
+                if not instance.props.get("storageEncrypted"):
+                    problems.append(f"{dataset}: RDS storage not encrypted")
+            rpo = None
+            if replication:
+                where = "/".join(sorted(r.props.get("region", "?") for r in replication))
+                copy = (
+                    f"automated backups replicated to {where} (no published lag bound; "
+                    "drctl verify measures it)"
+                )
+            else:
+                copy = "NO cross-region copy of the automated backups"
+                problems.append(f"{dataset}: automated backups are not replicated out of region")
+            description = (
+                f"{dataset} (rds): PITR {retention} d, logs shipped every "
+                f"{fmt_s(RDS_LOG_UPLOAD_S)} in-region; {copy}"
+            )
+        elif backend == "supabase":
+            has_sub = any(r.type.endswith("/subscription:Subscription") for r in resources)
+            has_pub = any(r.type.endswith("/publication:Publication") for r in resources)
+            if not (has_sub and has_pub):
+                problems.append(f"{dataset}: no publication/subscription to a DR-region Postgres")
+            rpo = props.get("dumpIntervalS")
+            description = (
+                f"{dataset} (supabase): hosted PITR in one region (add-on, checked by drctl "
+                "supabase check); logical replication to a DR-region subscriber (lag not bounded "
+                f"by any declared setting); pg_dump every {fmt_s(rpo)} to a replicated bucket"
+            )
+        else:
+            continue
+        found.append(Mechanism(dataset, "critical", description, rpo, True, problems))
+    return found
+
+
+MECHANISM_EXTRACTORS.append(postgres_backup_mechanisms)

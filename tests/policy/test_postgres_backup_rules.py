@@ -1,0 +1,127 @@
+"""policy.rules.postgres_backup_mechanisms: the database under the critical class.
+
+Synthetic resources give a compliant and a non-compliant case per backend; evaluations of the
+real program check the worst-case RPO against components.pgbackrest_config's own derivation.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from components import pgbackrest_config as pgbr
+from components.objectives import parse_objectives
+from policy import rules
+from scripts.evaluate import evaluate_stack, read_stack_config
+
+OBJ = {"regions": {"primary": "us-east-1", "dr": "us-west-2", "third": "eu-west-1"}}
+T = rules.POSTGRES_BACKUP_TYPE
+
+
+def _r(type_, name, **props):
+    return rules.Resource(type_, name, props)
+
+
+def _self_managed(lock=True, timeout=300.0, push=60.0):
+    comp = _r(T, "db", backend="self-managed", dataset="database", pitrWindowDays=7.0)
+    if timeout is not None:
+        comp.props.update(archiveTimeoutS=timeout, archivePushTimeoutS=push)
+    return [
+        comp,
+        _r("aws:s3/bucket:Bucket", "db-repo1-us-east-1", objectLockEnabled=lock),
+        _r("aws:s3/bucket:Bucket", "db-repo2-us-west-2", objectLockEnabled=True),
+    ]
+
+
+def test_self_managed_compliant():
+    (m,) = rules.postgres_backup_mechanisms(_self_managed(), OBJ)
+    assert m.data_class == "critical" and m.dataset == "database"
+    assert m.rpo_s == 360 and m.problems == []
+    assert "worst case 6 min" in m.description and "PITR 7 d" in m.description
+
+
+def test_self_managed_non_compliant():
+    (m,) = rules.postgres_backup_mechanisms(_self_managed(lock=False, timeout=None), OBJ)
+    assert m.rpo_s is None
+    assert "database: repo1 bucket has no object lock" in m.problems
+    assert "database: archive_timeout not declared" in m.problems
+    missing = [r for r in _self_managed() if "repo2" not in r.name]
+    (m,) = rules.postgres_backup_mechanisms(missing, OBJ)
+    assert "database: no pgBackRest repo2 bucket" in m.problems
+
+
+def _rds(retention=7.0, encrypted=True, replicated=True):
+    found = [
+        _r(T, "db", backend="rds", dataset="database", pitrWindowDays=7.0),
+        _r(
+            "aws:rds/instance:Instance",
+            "db-instance",
+            backupRetentionPeriod=retention,
+            storageEncrypted=encrypted,
+        ),
+    ]
+    if replicated:
+        found.append(
+            _r(
+                "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
+                "db-backups-us-west-2",
+                region="us-west-2",
+            )
+        )
+    return found
+
+
+def test_rds_compliant_claims_no_region_loss_bound_it_cannot_prove():
+    (m,) = rules.postgres_backup_mechanisms(_rds(), OBJ)
+    assert m.problems == [] and m.rpo_s is None and m.covers_region_loss
+    assert "PITR 7 d" in m.description and "5 min" in m.description
+    assert "replicated to us-west-2" in m.description
+
+
+def test_rds_non_compliant():
+    (m,) = rules.postgres_backup_mechanisms(
+        _rds(retention=3.0, encrypted=False, replicated=False), OBJ
+    )
+    assert "database: backup retention 3 d is under the PITR window 7 d" in m.problems
+    assert "database: RDS storage not encrypted" in m.problems
+    assert "database: automated backups are not replicated out of region" in m.problems
+
+
+def test_supabase_compliant_and_non_compliant():
+    comp = _r(
+        T, "db", backend="supabase", dataset="database", pitrWindowDays=7.0, dumpIntervalS=86400.0
+    )
+    pub = _r("postgresql:index/publication:Publication", "db-publication")
+    sub = _r("postgresql:index/subscription:Subscription", "db-subscription")
+    (m,) = rules.postgres_backup_mechanisms([comp, pub, sub], OBJ)
+    assert m.problems == [] and m.rpo_s == 86400 and "lag not bounded" in m.description
+    (m,) = rules.postgres_backup_mechanisms([comp, pub], OBJ)
+    assert m.problems == ["database: no publication/subscription to a DR-region Postgres"]
+
+
+@functools.cache
+def _verdict(backend, rpo="15m"):
+    ev = evaluate_stack("prod", overrides={"dbBackend": backend, "criticalRpo": rpo})
+    resources = [rules.Resource(r.type, r.name, r.inputs) for r in ev.resources]
+    objectives = rules.objectives_of(resources)
+    (mechanism,) = rules.postgres_backup_mechanisms(resources, objectives)
+    critical = next(v for v in rules.class_verdicts(resources, objectives) if v.name == "critical")
+    return mechanism, critical
+
+
+@pytest.mark.parametrize("rpo", ["15m", "3m", "1h"])
+def test_declared_worst_case_equals_the_pgbackrest_derivation(rpo):
+    mechanism, critical = _verdict("self-managed", rpo)
+    raw = read_stack_config("prod") | {"platform-dr:criticalRpo": rpo}
+    objectives = parse_objectives(raw, "prod")
+    assert mechanism.rpo_s == pgbr.worst_case_rpo_s(objectives)
+    assert mechanism.description in critical.mechanisms
+    assert critical.datasets["database"] == mechanism.rpo_s
+
+
+def test_supabase_daily_dump_does_not_meet_a_15_minute_rpo_and_posture_says_so():
+    mechanism, critical = _verdict("supabase")
+    assert mechanism.rpo_s == 86400
+    assert not critical.met
+    assert "database: worst case 1 d exceeds the RPO 15 min" in critical.problems
