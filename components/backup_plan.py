@@ -105,8 +105,8 @@ def audit_hours(seconds: int) -> int:
     """Whole hours for AWS Backup Audit Manager: rounded UP, at least 1.
 
     AWS's controls only take whole hours; rounding up means a 15-minute objective is audited at
-    one hour, so the finer objective has to be covered by another mechanism (see
-    ``coverage_gap``)."""
+    one hour, so the finer objective has to be covered by another mechanism;
+    ``policy.rules.backup_coverage`` names the declared one (continuous backup, S3 RTC, WAL)."""
     return max(1, math.ceil(seconds / HOUR))
 
 
@@ -284,20 +284,6 @@ def audit_controls(
             scope,
         ),
     ]
-
-
-def coverage_gap(objectives: Objectives, data_class: str) -> str | None:
-    """What covers the part of the RPO that AWS Backup's whole-hour audit cannot see, or None."""
-    rpo_s = objectives.of(data_class).rpo_s
-    audited_s = audit_hours(rpo_s) * HOUR
-    if rpo_s >= audited_s:
-        return None
-    return (
-        f"AWS Backup audits recovery-point age in whole hours ({audited_s // HOUR}h) but the "
-        f"objective is {rpo_s // MINUTE}m: continuous backup (PITR) of RDS and S3 in AWS Backup, "
-        "WAL archiving of the database (archive_timeout from the RPO) and S3 Replication Time "
-        "Control (15 min) cover the gap; drctl verify measures it"
-    )
 
 
 def restore_test_schedule(restore_test_s: int) -> str:

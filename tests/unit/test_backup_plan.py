@@ -17,7 +17,6 @@ from components.backup_plan import (
     audit_controls,
     audit_hours,
     backup_rules,
-    coverage_gap,
     restore_test_schedule,
     vault_lock_settings,
 )
@@ -424,14 +423,6 @@ def test_frequency_control_switches_to_days_beyond_24_hours():
         found["BACKUP_PLAN_MIN_FREQUENCY_AND_MIN_RETENTION_CHECK"]["requiredFrequencyValue"] == "2"
     )
     assert found["BACKUP_LAST_RECOVERY_POINT_CREATED"]["recoveryPointAgeValue"] == "48"
-
-
-def test_coverage_gap_names_the_finer_mechanisms_only_when_needed():
-    obj = objectives()
-    note = coverage_gap(obj, "critical")
-    assert note and "1h" in note and "15m" in note and "continuous backup" in note
-    assert coverage_gap(obj, "important") is None
-    assert coverage_gap(obj, "operational") is None
 
 
 def test_restore_test_cadence_follows_the_schedule():
