@@ -252,6 +252,13 @@ def build_snapshot(
         record["name"] = name
         if p["type"] == "SecureString":
             key_id = p["key_id"] or "alias/aws/ssm"
+            if key_id.endswith("alias/aws/ssm"):
+                # AWS-managed keys only work through their own service: no kms:Encrypt here.
+                raise DrctlError(
+                    f"SecureString {name} is under the AWS-managed key aws/ssm, which only SSM can "
+                    "use; put it under the customer key (as SecretsBackup declares it) to export",
+                    ExitCode.PRECONDITION_FAILED,
+                )
             record["key_id"] = key_id
             record["ciphertext"] = _encrypt(kms, name, p["value"], key_id)
         else:
@@ -714,7 +721,9 @@ def register(app: typer.Typer) -> None:
             "(default: the snapshot's region).",
         ),
         kms_key: str = typer.Option(
-            None, help="Key for SecureStrings created in --region (default: the existing one)."
+            None,
+            help="Key for SecureStrings written in --region (default: the existing "
+            "parameter's key, else the snapshot key's multi-Region replica there).",
         ),
         execute: bool = typer.Option(False, "--execute", help="Act; without it, a dry run."),
         yes: bool = typer.Option(False, "--yes", help="Do not ask (required without a TTY)."),

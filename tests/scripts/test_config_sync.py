@@ -450,3 +450,14 @@ def test_decrypting_in_another_region_needs_a_multi_region_key(world):
     assert "not a multi-Region key" in said(result)
     assert config_sync._mrk_in(world.ssm_key[PRIMARY], DR) is None
     assert config_sync._mrk_in(world.key_arn[PRIMARY], DR) == world.key_arn[DR]
+
+
+def test_export_refuses_a_securestring_under_the_aws_managed_key(world):
+    world.client("ssm", PRIMARY).put_parameter(
+        Name=f"{PREFIX}/env/LEGACY_TOKEN", Value=API_KEY, Type="SecureString"
+    )
+    result = drctl("config", "export", "--stack", "prod")
+    assert result.exit_code == ExitCode.PRECONDITION_FAILED
+    assert f"SecureString {PREFIX}/env/LEGACY_TOKEN is under the AWS-managed key" in said(result)
+    listed = world.client("s3", PRIMARY).list_objects_v2(Bucket=world.bucket)
+    assert listed.get("KeyCount") == 0  # nothing half-written
