@@ -402,7 +402,6 @@ def render_pgbackrest_conf(settings: PgBackRestSettings) -> str:
         "compress-type": settings.compress_type,
         "compress-level": str(settings.compress_level),
         "start-fast": _yn(settings.start_fast),
-        "delta": "y",
         **settings.extra,
     }
     stanza = {
