@@ -251,17 +251,23 @@ class SecretsBackup(pulumi.ComponentResource):
                 primary: secret.arn,
                 dr: secret.arn.apply(lambda a: a.replace(f":{primary}:", f":{dr}:", 1)),
             }
+            rotates = rotating and spec.rotate
             if spec.value is not None:
+                # Under rotation the configured value only seeds the secret: afterwards the
+                # Lambda owns AWSCURRENT, and a later `pulumi up` must not move it back.
+                seeded = ["secretString", "versionStages"] if rotates else None
                 aws.secretsmanager.SecretVersion(
                     f"{res}-value",
                     region=primary,
                     secret_id=secret.id,
                     secret_string=pulumi.Output.secret(spec.value),
                     opts=pulumi.ResourceOptions(
-                        parent=self, additional_secret_outputs=["secretString"]
+                        parent=self,
+                        additional_secret_outputs=["secretString"],
+                        ignore_changes=seeded,
                     ),
                 )
-            if rotating and spec.rotate:
+            if rotates:
                 aws.secretsmanager.SecretRotation(
                     f"{res}-rotation",
                     region=primary,

@@ -217,3 +217,64 @@ def test_bad_settings_stop_the_program_before_any_resource():
     with pytest.raises(SystemExit) as err:
         evaluate_stack("prod", overrides={"featureFlags": "social-feed=maybe"})
     assert err.value.code == 2
+
+
+def _declare_directly(build) -> list:
+    """Run ``build`` under the same mocks as evaluate_stack, outside __main__.py."""
+    import contextvars
+
+    import pulumi
+    from pulumi.runtime import settings as pulumi_settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from scripts.evaluate import PROJECT, RecordingMocks
+
+    mocks = RecordingMocks()
+
+    def run():
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="prod", preview=False)
+        pulumi_settings.SETTINGS.rpc_manager.clear()
+        _sync_await(run_pulumi_func(build))
+
+    contextvars.Context().run(run)
+    return mocks.records
+
+
+def test_under_rotation_a_configured_value_only_seeds_the_secret():
+    """Resource options are not visible to mocks, so a (legacy, in-process) transformation on
+    the component records the options each child is declared with."""
+    import pulumi
+
+    from components.objectives import parse_objectives
+    from components.secrets_backup import SecretsBackup, SecretsBackupArgs, SecretSpec
+    from scripts.evaluate import read_stack_config
+
+    seen: dict[str, pulumi.ResourceOptions] = {}
+
+    def record(args):
+        seen[args.name] = args.opts
+        return None
+
+    def build():
+        objectives = parse_objectives(read_stack_config("prod"), "prod")
+        SecretsBackup(
+            "t",
+            SecretsBackupArgs(
+                objectives=objectives,
+                secrets=[
+                    SecretSpec("api-keys/a", value=pulumi.Output.secret("seed-a")),
+                    SecretSpec("integrations/b", value=pulumi.Output.secret("b"), rotate=False),
+                ],
+                rotation_lambda_arn=LAMBDA,
+            ),
+            opts=pulumi.ResourceOptions(transformations=[record]),
+        )
+
+    records = _declare_directly(build)
+    assert {r.name for r in records if r.type == ROTATION} == {"t-secret-api-keys-a-rotation"}
+    rotated = seen["t-secret-api-keys-a-value"]
+    assert set(rotated.ignore_changes or []) == {"secretString", "versionStages"}
+    assert "secretString" in rotated.additional_secret_outputs
+    fixed = seen["t-secret-integrations-b-value"]
+    assert not fixed.ignore_changes  # not rotated: Pulumi config stays the source of truth
