@@ -40,6 +40,7 @@ COMMAND_MODULES = [
     "scripts.supabase",
     "scripts.config_sync",
     "scripts.failover",
+    "scripts.verify",
 ]
 
 for module_name in COMMAND_MODULES:

@@ -1,0 +1,575 @@
+"""`drctl verify` against a live-looking prod: moto for what it implements, Stubber for the rest.
+
+The world is built from the prod stack's real outputs (the evaluated program's ``buckets``,
+``backupVaultNames``, ``secretArns``, ``configParameterNames``...): moto holds the S3 copies with
+their replication configuration and backup-class tags, the Secrets Manager secrets with their
+replicas, the SSM parameters in both regions, the backup vaults with their locks and an RDS
+instance.
+
+moto lacks three things verify reads, so botocore's Stubber (which validates every request
+against the real service model) answers them, and each test that relies on it says so:
+- AWS Backup ``ListRecoveryPointsByBackupVault`` (moto 5 has no recovery points);
+- CloudWatch ``GetMetricStatistics`` for the ``AWS/S3`` replication metrics (S3 publishes them;
+  moto's S3 never replicates, so it has none);
+- RDS ``DescribeDBInstanceAutomatedBackups`` for the DR replica of automated backups (moto does
+  not replicate them), and a stale ``LatestRestorableTime`` (moto always reports "now").
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from components.backup_plan import vault_lock_settings
+from scripts import verify
+from scripts.cli import app
+from scripts.common import ExitCode
+
+PRIMARY, DR, THIRD = "us-east-1", "us-west-2", "eu-west-1"
+ROLE = "arn:aws:iam::123456789012:role/replication"
+NOW = dt.datetime.now(dt.UTC)
+CLASSES = ("critical", "important", "operational")
+POINT_ARN = f"arn:aws:backup:{PRIMARY}:123456789012:recovery-point"
+
+
+class Routed:
+    """A moto client whose calls to the APIs moto lacks go to a Stubber-backed client instead."""
+
+    def __init__(self, moto_client, stubbed_client, apis: set[str]):
+        self._moto, self._stubbed, self._apis = moto_client, stubbed_client, apis
+
+    def get_paginator(self, name: str):
+        return (self._stubbed if name in self._apis else self._moto).get_paginator(name)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stubbed if name in self._apis else self._moto, name)
+
+
+class FixedDatabase:
+    """The injected database source, as data; the real one (PgBackRestSource) is exercised on a
+    local pgBackRest repository in tests/integration/test_verify_pgbackrest.py."""
+
+    def __init__(self, state: verify.DatabaseState):
+        self.state = state
+
+    def read(self) -> verify.DatabaseState:
+        return self.state
+
+
+def fresh_database(**changes) -> verify.DatabaseState:
+    stop = int((NOW - dt.timedelta(minutes=20)).timestamp())
+    backup = {
+        "label": "20261126-000000F",
+        "type": "full",
+        "timestamp": {"start": stop - 5, "stop": stop},
+    }
+    state = verify.DatabaseState(
+        backups={1: [backup], 2: [backup]},
+        archive={
+            1: {"max_wal": "000000010000000000000005", "lag_segments": 0},
+            2: {"max_wal": "000000010000000000000005", "lag_segments": 0},
+        },
+        last_archived_time=NOW - dt.timedelta(minutes=3),
+        unarchived_writes=True,
+    )
+    for key, value in changes.items():
+        setattr(state, key, value)
+    return state
+
+
+# One boto3 session for every test: botocore caches the service models it loads per session,
+# which makes the per-test world a few times faster to build. Regions are set per client.
+_SESSION = boto3.session.Session(region_name=PRIMARY)
+
+
+class _Regional:
+    def __init__(self, region: str):
+        self.region = region
+
+    def client(self, service: str):
+        return _SESSION.client(service, region_name=self.region)
+
+
+class World:
+    """Healthy prod in moto plus the stubbed APIs; tests break one thing and run the checks."""
+
+    def __init__(self, prod, objectives):
+        self.objectives = objectives
+        self.outputs = copy.deepcopy(prod.outputs)
+        self.classes = {
+            d: prod.named(f"{d}-{PRIMARY}").inputs["tags"]["backup-class"]
+            for d in self.outputs["buckets"]
+        }
+        self.sessions = {r: _Regional(r) for r in (PRIMARY, DR, THIRD)}
+        self.moto = {}
+        self.recovery_point_age = {c: dt.timedelta(minutes=30) for c in CLASSES}
+        self.latency: dict[str, float] = {}
+        self.failed_operations: dict[str, float] = {}
+        self.rds_stub = None
+        self.replicated_to: dict[str, list[str]] = {}
+        self._build()
+
+    def client(self, service, region):
+        key = (service, region)
+        if key not in self.moto:
+            self.moto[key] = self.sessions[region].client(service)
+        return self.moto[key]
+
+    def _build(self):
+        for dataset, copies in self.outputs["buckets"].items():
+            for region, bucket in copies.items():
+                s3 = self.client("s3", region)
+                extra = (
+                    {}
+                    if region == PRIMARY
+                    else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+                )
+                s3.create_bucket(Bucket=bucket, **extra)
+                s3.put_bucket_versioning(
+                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+                )
+                s3.put_bucket_tagging(
+                    Bucket=bucket,
+                    Tagging={"TagSet": [{"Key": "backup-class", "Value": self.classes[dataset]}]},
+                )
+            self.put_replication(dataset, [DR, THIRD])
+        lock = vault_lock_settings(self.objectives)
+        for region, vault in self.outputs["backupVaultNames"].items():
+            backup = self.client("backup", region)
+            backup.create_backup_vault(BackupVaultName=vault)
+            backup.put_backup_vault_lock_configuration(
+                BackupVaultName=vault,
+                MinRetentionDays=lock.min_retention_days,
+                MaxRetentionDays=lock.max_retention_days,
+                ChangeableForDays=3,
+            )
+        sm = self.client("secretsmanager", PRIMARY)
+        for name in self.outputs["secretArns"]:
+            created = sm.create_secret(
+                Name=name,
+                SecretString="not printed",
+                AddReplicaRegions=[{"Region": DR}],
+                Tags=[{"Key": "backup-class", "Value": "critical"}],
+            )
+            self.outputs["secretArns"][name][PRIMARY] = created["ARN"]
+        for region in (PRIMARY, DR):
+            for name in self.outputs["configParameterNames"]:
+                self.client("ssm", region).put_parameter(
+                    Name=name, Value=f"value of {name}", Type="String"
+                )
+
+    def put_replication(self, dataset, regions):
+        self.replicated_to[dataset] = list(regions)
+        copies = self.outputs["buckets"][dataset]
+        self.client("s3", PRIMARY).put_bucket_replication(
+            Bucket=copies[PRIMARY],
+            ReplicationConfiguration={
+                "Role": ROLE,
+                "Rules": [
+                    {
+                        "ID": f"to-{region}",
+                        "Priority": i,
+                        "Status": "Enabled",
+                        "Filter": {},
+                        "DeleteMarkerReplication": {"Status": "Enabled"},
+                        "Destination": {"Bucket": f"arn:aws:s3:::{copies[region]}"},
+                    }
+                    for i, region in enumerate(regions, 1)
+                ],
+            },
+        )
+
+    def factory(self):
+        """(service, region) -> client, with the stubs queued for the calls verify will make."""
+        cloudwatch = self.sessions[PRIMARY].client("cloudwatch")
+        cw_stub = Stubber(cloudwatch)
+        for dataset, copies in sorted(self.outputs["buckets"].items()):
+            # verify reads the metrics of each destination that has a rule, sorted by bucket.
+            for region in sorted(self.replicated_to[dataset], key=lambda r: copies[r]):
+                destination = copies[region]
+                rule_id = f"to-{region}"
+                dims = [
+                    {"Name": "SourceBucket", "Value": copies[PRIMARY]},
+                    {"Name": "DestinationBucket", "Value": destination},
+                    {"Name": "RuleId", "Value": rule_id},
+                ]
+                for metric, stat, value in (
+                    ("ReplicationLatency", "Maximum", self.latency.get(destination, 40.0)),
+                    (
+                        "OperationsFailedReplication",
+                        "Sum",
+                        self.failed_operations.get(destination, 0.0),
+                    ),
+                ):
+                    cw_stub.add_response(
+                        "get_metric_statistics",
+                        {"Datapoints": [{"Timestamp": NOW, stat: value, "Unit": "Seconds"}]},
+                        {
+                            "Namespace": "AWS/S3",
+                            "MetricName": metric,
+                            "Dimensions": dims,
+                            "StartTime": ANY,
+                            "EndTime": ANY,
+                            "Period": 300,
+                            "Statistics": [stat],
+                        },
+                    )
+        cw_stub.activate()
+        self.cw_stub = cw_stub
+
+        backup_stubbed = self.sessions[PRIMARY].client("backup")
+        bk_stub = Stubber(backup_stubbed)
+        vault = self.outputs["backupVaultNames"][PRIMARY]
+        for cls in CLASSES:
+            plan_id = self.outputs["backupPlanIds"][cls]
+            created = NOW - self.recovery_point_age[cls]
+            bk_stub.add_response(
+                "list_recovery_points_by_backup_vault",
+                {
+                    "RecoveryPoints": [
+                        {
+                            "RecoveryPointArn": f"{POINT_ARN}:{cls}-1",
+                            "ResourceArn": f"arn:aws:s3:::{cls}-bucket",
+                            "ResourceType": "S3",
+                            "CreationDate": created,
+                            "Status": "COMPLETED",
+                        },
+                        {
+                            "RecoveryPointArn": f"{POINT_ARN}:{cls}-0",
+                            "ResourceArn": f"arn:aws:s3:::{cls}-bucket",
+                            "ResourceType": "S3",
+                            "CreationDate": created - dt.timedelta(days=1),
+                            "Status": "COMPLETED",
+                        },
+                    ]
+                },
+                {"BackupVaultName": vault, "ByBackupPlanId": plan_id},
+            )
+        bk_stub.activate()
+        self.bk_stub = bk_stub
+
+        def clients(service, region):
+            if service == "cloudwatch":
+                return cloudwatch
+            if service == "backup" and region == PRIMARY:
+                return Routed(
+                    self.client("backup", PRIMARY),
+                    backup_stubbed,
+                    {"list_recovery_points_by_backup_vault"},
+                )
+            if service == "rds" and self.rds_stub and region in self.rds_stub:
+                return self.rds_stub[region]
+            return self.client(service, region)
+
+        return clients
+
+    def run(self, database=None):
+        checks = verify.run_checks(
+            "prod",
+            self.objectives,
+            self.outputs,
+            self.factory(),
+            database=FixedDatabase(database or fresh_database()),
+            now=NOW,
+        )
+        self.cw_stub.assert_no_pending_responses()
+        self.bk_stub.assert_no_pending_responses()
+        return checks
+
+
+@pytest.fixture
+def objectives():
+    return verify.objectives_of_stack("prod")
+
+
+@pytest.fixture
+def world(prod, objectives, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        yield World(prod, objectives)
+
+
+def failing(checks):
+    return sorted((c.check, c.target) for c in checks if not c.ok)
+
+
+def test_healthy_prod_passes_every_check(world):
+    """Stubber: recovery points and replication metrics (see the module docstring)."""
+    checks = world.run()
+    assert failing(checks) == []
+    kinds = {c.check for c in checks}
+    assert kinds == {
+        "backup-recovery-point",
+        "pgbackrest-last-backup",
+        "pgbackrest-archive-lag",
+        "s3-replication",
+        "s3-replication-metrics",
+        "secret-replica",
+        "config-in-sync",
+        "vault-lock",
+    }
+    per_class = {c.data_class for c in checks if c.check == "backup-recovery-point"}
+    assert per_class == set(CLASSES)
+    audio = next(c for c in checks if c.check == "s3-replication" and "creator-audio" in c.target)
+    assert audio.data_class == "critical" and audio.measured == 2 and audio.objective == 2
+    assert len([c for c in checks if c.check == "secret-replica"]) == 5
+    for c in checks:
+        assert set(c.to_dict()) == {
+            "check",
+            "class",
+            "target",
+            "measured",
+            "objective",
+            "ok",
+            "detail",
+        }
+
+
+def test_stale_recovery_point_fails_its_class(world):
+    """Stubber: ListRecoveryPointsByBackupVault. Important (RPO 1 h): newest point 2 h old."""
+    world.recovery_point_age["important"] = dt.timedelta(hours=2)
+    checks = world.run()
+    [bad] = [c for c in checks if not c.ok]
+    assert (bad.check, bad.data_class, bad.objective) == (
+        "backup-recovery-point",
+        "important",
+        3600,
+    )
+    assert bad.measured == pytest.approx(7200, abs=1)
+
+
+def test_missing_replication_rule_fails(world):
+    """Stubber: CloudWatch metrics of the rules that remain."""
+    world.put_replication("user-assets", [DR])
+    checks = world.run()
+    third = world.outputs["buckets"]["user-assets"][THIRD]
+    [bad] = [c for c in checks if not c.ok]
+    assert bad.check == "s3-replication" and bad.measured == 1 and bad.objective == 2
+    assert f"missing {third}" in bad.detail
+
+
+@pytest.mark.parametrize(
+    ("latency", "failed", "ok"),
+    [(600.0, 0.0, True), (1200.0, 0.0, False), (30.0, 2.0, False)],
+)
+def test_replication_metrics_against_the_critical_rpo(world, latency, failed, ok):
+    """Stubber: CloudWatch GetMetricStatistics (AWS/S3 ReplicationLatency, OperationsFailed...)."""
+    destination = world.outputs["buckets"]["creator-audio"][DR]
+    world.latency[destination] = latency
+    world.failed_operations[destination] = failed
+    checks = world.run()
+    expected = (
+        []
+        if ok
+        else [
+            (
+                "s3-replication-metrics",
+                f"{world.outputs['buckets']['creator-audio'][PRIMARY]} -> {destination}",
+            )
+        ]
+    )
+    assert failing(checks) == expected
+    check = next(c for c in checks if c.target.endswith(destination))
+    assert check.objective == 900 and check.measured == latency
+
+
+def test_secret_without_replica_fails(world):
+    """Stubber only for recovery points and metrics; the secret replica removal is moto."""
+    name = "platform-dr/prod/api-keys/email"
+    sm = world.client("secretsmanager", PRIMARY)
+    sm.remove_regions_from_replication(
+        SecretId=world.outputs["secretArns"][name][PRIMARY], RemoveReplicaRegions=[DR]
+    )
+    checks = world.run()
+    assert failing(checks) == [("secret-replica", name)]
+
+
+def test_config_drift_between_regions_fails(world):
+    """Stubber only for recovery points and metrics; the SSM drift is moto."""
+    world.client("ssm", DR).put_parameter(
+        Name="/platform-dr/prod/flags/maintenance-mode", Value="on", Type="String", Overwrite=True
+    )
+    checks = world.run()
+    [bad] = [c for c in checks if not c.ok]
+    assert bad.check == "config-in-sync" and bad.measured == 1
+    assert "/platform-dr/prod/flags/maintenance-mode differs" in bad.detail
+    assert "on" not in bad.detail.split("differs")[-1]
+
+
+def test_vault_without_lock_fails(world):
+    """Stubber only for recovery points and metrics; the vault lock is moto."""
+    vault = world.outputs["backupVaultNames"][DR]
+    world.client("backup", DR).delete_backup_vault_lock_configuration(BackupVaultName=vault)
+    checks = world.run()
+    assert failing(checks) == [("vault-lock", f"{DR}/{vault}")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"last_archived_time": NOW - dt.timedelta(minutes=20)}, ["repo1", "repo2"]),
+        ({"last_archived_time": NOW - dt.timedelta(minutes=20), "unarchived_writes": False}, []),
+        (
+            {
+                "archive": {
+                    1: {"max_wal": "x", "lag_segments": 0},
+                    2: {"max_wal": "y", "lag_segments": 3},
+                }
+            },
+            ["repo2"],
+        ),
+    ],
+)
+def test_database_archive_lag_against_the_critical_rpo(world, changes, expected):
+    """Stubber only for recovery points and metrics; the database state is injected data."""
+    checks = world.run(fresh_database(**changes))
+    assert [t for c, t in failing(checks) if c == "pgbackrest-archive-lag"] == expected
+
+
+def test_database_backup_older_than_the_schedule_fails(world):
+    old = int((NOW - dt.timedelta(hours=3)).timestamp())
+    backup = {"label": "old", "type": "incr", "timestamp": {"start": old, "stop": old}}
+    checks = world.run(fresh_database(backups={1: [backup], 2: []}))
+    assert failing(checks) == [
+        ("pgbackrest-last-backup", "repo1"),
+        ("pgbackrest-last-backup", "repo2"),
+    ]
+
+
+def test_self_managed_database_without_a_source_is_not_silently_passed(world):
+    checks = verify.run_checks("prod", world.objectives, world.outputs, world.factory(), now=NOW)
+    [bad] = [c for c in checks if not c.ok]
+    assert bad.check == "pgbackrest" and "not measured" in bad.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# RDS backend
+
+
+def _rds_world(world):
+    instance = world.client("rds", PRIMARY).create_db_instance(
+        DBInstanceIdentifier="platform-dr-prod",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-printed-1",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=7,
+    )["DBInstance"]
+    replica_arn = f"arn:aws:rds:{DR}:123456789012:auto-backup:ab-platform-dr-prod"
+    world.outputs["database"] = {
+        "backend": "rds",
+        "rdsInstanceArn": instance["DBInstanceArn"],
+        "automatedBackupsReplicationArn": replica_arn,
+    }
+    return instance, replica_arn
+
+
+def _stub_dr_replica(world, replica_arn, latest):
+    client = world.sessions[DR].client("rds")
+    stub = Stubber(client)
+    stub.add_response(
+        "describe_db_instance_automated_backups",
+        {
+            "DBInstanceAutomatedBackups": [
+                {
+                    "DBInstanceAutomatedBackupsArn": replica_arn,
+                    "Region": DR,
+                    "Status": "replicating",
+                    "RestoreWindow": {
+                        "EarliestTime": NOW - dt.timedelta(days=7),
+                        "LatestTime": latest,
+                    },
+                }
+            ]
+        },
+        {"DBInstanceAutomatedBackupsArn": replica_arn},
+    )
+    stub.activate()
+    world.rds_stub = {DR: client}
+    return stub
+
+
+@pytest.mark.parametrize(
+    ("lag", "ok"), [(dt.timedelta(minutes=5), True), (dt.timedelta(minutes=40), False)]
+)
+def test_rds_primary_on_moto_and_dr_replica_restorable(world, lag, ok):
+    """moto: the instance and its LatestRestorableTime (always "now" in moto).
+    Stubber: DescribeDBInstanceAutomatedBackups in the DR region (moto does not replicate)."""
+    instance, replica_arn = _rds_world(world)
+    stub = _stub_dr_replica(world, replica_arn, NOW - lag)
+    checks = [c for c in world.run() if c.check.startswith("rds")]
+    stub.assert_no_pending_responses()
+    assert [c.check for c in checks] == ["rds-latest-restorable", "rds-dr-replica-restorable"]
+    assert checks[0].ok and checks[0].target == instance["DBInstanceArn"]
+    assert checks[1].ok is ok and checks[1].objective == 900
+
+
+def test_rds_stale_latest_restorable_time_fails(world):
+    """Stubber: DescribeDBInstances with a LatestRestorableTime 30 min old (moto reports "now")."""
+    instance, replica_arn = _rds_world(world)
+    _stub_dr_replica(world, replica_arn, NOW)
+    primary = world.sessions[PRIMARY].client("rds")
+    stub = Stubber(primary)
+    stub.add_response(
+        "describe_db_instances",
+        {
+            "DBInstances": [
+                {
+                    "DBInstanceIdentifier": "platform-dr-prod",
+                    "LatestRestorableTime": NOW - dt.timedelta(minutes=30),
+                }
+            ]
+        },
+        {"DBInstanceIdentifier": instance["DBInstanceArn"]},
+    )
+    stub.activate()
+    world.rds_stub[PRIMARY] = primary
+    checks = world.run()
+    assert failing(checks) == [("rds-latest-restorable", instance["DBInstanceArn"])]
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def test_cli_json_and_exit_code(world, monkeypatch, tmp_path):
+    """Stubber: recovery points and metrics. Without --pgbackrest-config the self-managed
+    database is reported as not measured, so the run fails with exit 1 and says why."""
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(world.outputs, default=str))
+    monkeypatch.setattr(verify, "session_clients", lambda sessions: world.factory())
+    result = CliRunner().invoke(
+        app, ["verify", "--stack", "prod", "--json", "--outputs", str(outputs_file)]
+    )
+    assert result.exit_code == ExitCode.OBJECTIVE_NOT_MET, result.output
+    document = json.loads(result.stdout)
+    assert document["all_ok"] is False
+    bad = [c for c in document["checks"] if not c["ok"]]
+    assert [c["check"] for c in bad] == ["pgbackrest"]
+    assert "not printed" not in result.output
+
+
+def test_cli_rejects_half_a_database_source(tmp_path):
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text("{}")
+    result = CliRunner().invoke(
+        app, ["verify", "--outputs", str(outputs_file), "--dsn", "host=/tmp port=1"]
+    )
+    assert result.exit_code == ExitCode.INVALID_CONFIG
+    assert "--pgbackrest-config and --dsn go together" in result.stderr
+
+
+def test_cli_without_pulumi_or_outputs_is_a_precondition(monkeypatch):
+    monkeypatch.setattr(verify.shutil, "which", lambda name: None)
+    result = CliRunner().invoke(app, ["verify", "--stack", "prod"])
+    assert result.exit_code == ExitCode.PRECONDITION_FAILED
+    assert "--outputs FILE" in result.stderr
