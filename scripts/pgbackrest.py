@@ -468,7 +468,7 @@ def recovery_failure_message(result: RecoveryResult, pg_ctl_rc: int) -> str:
     detail = f" (server log: {' | '.join(errors[-3:])})" if errors else ""
     return (
         f"recovery of {result.data_dir} did not reach target {target}: {where}. "
-        f"The copy is incomplete and must not be used{detail}"
+        f"The copy is incomplete and must not be used; remove it before retrying{detail}"
     )
 
 
