@@ -139,3 +139,37 @@ def test_declared_roles_and_slot_work_on_a_real_cluster():
         # pg_monitor sees the standby's replication progress; a plain role sees nulls.
         assert seen[pb.MONITORING_ROLE] is not None and seen["plain_user"] is None
         assert standby.is_in_recovery()
+
+
+def test_rendered_cron_line_runs_the_same_dump(recorder):
+    """cron.d variant, run as cron does: `\\%` -> `%`, then $SHELL -c on the command field.
+
+    The only change to the rendered text is the env file's path (the real one lives in /etc)."""
+    outputs = _supabase_outputs()
+    cron = outputs["databaseArtefacts"]["cron.d/supabase-dump"]
+    bucket = outputs["database"]["dumpBuckets"]["us-east-1"]
+    shell = next(x for x in cron.splitlines() if x.startswith("SHELL=")).removeprefix("SHELL=")
+    daily = next(x for x in cron.splitlines() if "/daily/" in x)
+    fields = daily.split(None, 6)
+    assert fields[5] == "postgres"
+    command = fields[6]
+    assert "%" not in command.replace("\\%", "")  # a bare % would end the command in cron
+    with LocalCluster("supabase-stand-in", settings={"fsync": False}) as pg:
+        pg.execute("create table likes as select g as id from generate_series(1, 50) g")
+        env_file = recorder / "supabase-dump.env"
+        env_file.write_text(f"PUBLISHER_DSN='{pg.conninfo()}'\n")
+        command = command.replace(pb.DUMP_ENV_FILE, str(env_file)).replace("\\%", "%")
+        env = {
+            "PATH": f"{recorder / 'bin'}:{PG_BIN}:{os.environ['PATH']}",
+            "RECORD_DIR": str(recorder / "s3"),
+        }
+        result = subprocess.run(
+            [shell, "-c", command], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        dumps = list((recorder / "s3" / bucket / pb.DUMP_PREFIX / "daily").glob("*.dump"))
+        assert len(dumps) == 1
+        listing = subprocess.run(
+            [PG_BIN / "pg_restore", "--list", dumps[0]], capture_output=True, text=True
+        )
+        assert listing.returncode == 0 and "TABLE public likes" in listing.stdout
