@@ -1270,6 +1270,9 @@ def register(app: typer.Typer) -> None:
             report = run_drill(names, keep=keep)
         except DrctlError as exc:
             fail(str(exc), exc.code)
+        except KeyboardInterrupt:
+            progress.print("interrupted: the embedded platform was torn down; no evidence written")
+            raise SystemExit(int(ExitCode.INTERRUPTED)) from None
         finally:
             restore()
         paths = write_evidence(report, out_dir)
