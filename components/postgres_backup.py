@@ -367,6 +367,14 @@ class PostgresBackup(pulumi.ComponentResource):
             opts=self._child,
         )
         identifier = args.adopt_instance_id or rds_identifier(objectives)
+        if objectives.is_rebuild and not args.adopt_instance_id:
+            # A rebuild must carry prod's data over, and a new instance would start empty.
+            pulumi.log.warn(
+                f"{objectives.stack} rebuilds from {objectives.rebuild_from} but declares a NEW, "
+                "empty RDS instance: first `drctl restore --stack <prod> --from-repo 2 --to "
+                f"{identifier} --execute`, then set platform-dr:rdsAdoptInstanceId={identifier}",
+                resource=self,
+            )
         instance_opts = self._data_opts
         if args.adopt_instance_id:
             instance_opts = pulumi.ResourceOptions.merge(

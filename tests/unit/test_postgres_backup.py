@@ -399,3 +399,15 @@ def test_s3_kms_policy_is_exact_and_has_no_wildcard_actions():
     assert rw["Action"] == ["s3:GetObject", "s3:PutObject"]
     assert rw["Resource"] == ["arn:aws:s3:::b1/dumps/*", "arn:aws:s3:::b2/dumps/*"]
     assert kms["Resource"] == ["k1"]
+
+
+def test_rds_rebuild_stack_warns_until_it_adopts_the_restored_instance(caplog):
+    # Under mocks the engine's log goes through Python logging.
+    evaluate_stack("dr", overrides={"dbBackend": "rds"})
+    assert "declares a NEW, empty RDS instance" in caplog.text
+    caplog.clear()
+    ev = evaluate_stack(
+        "dr", overrides={"dbBackend": "rds", "rdsAdoptInstanceId": "platform-dr-dr"}
+    )
+    assert "empty RDS instance" not in caplog.text
+    assert ev.named("database-instance").import_id == "platform-dr-dr"
