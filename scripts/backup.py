@@ -101,8 +101,12 @@ def plan_restore(backrest, target_time: datetime | None, to: Path, repo: int) ->
     target = backrest.check_restore_target(to)
     backups = backrest.backups(backrest._check_repo(repo))
     if not backups:
+        status = backrest.archive_status().get(repo, {}).get("status") or "no backups"
+        other = [r for r in backrest.repo_indexes() if r != repo]
+        hint = f"; try --from-repo {other[0]}" if other else ""
         raise DrctlError(
-            f"repo{repo} holds no backup of stanza {backrest.stanza}; nothing to restore from",
+            f"repo{repo} holds no backup of stanza {backrest.stanza} ({status}); nothing to "
+            f"restore from{hint}",
             ExitCode.PRECONDITION_FAILED,
         )
     if target_time is not None:

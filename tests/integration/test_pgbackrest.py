@@ -144,7 +144,9 @@ def test_primary_region_lost_restore_from_dr_repo(backrest_env, new_dir):
 
     with pytest.raises(DrctlError) as from_lost:
         backup_cli.run_restore(env.backrest, target, new_dir, 1, execute=True, yes=True)
-    assert "repo1" in str(from_lost.value) or "missing" in str(from_lost.value)
+    assert from_lost.value.code == ExitCode.PRECONDITION_FAILED
+    assert "repo1 holds no backup" in str(from_lost.value)
+    assert "--from-repo 2" in str(from_lost.value)
     assert not new_dir.exists()
 
     record = backup_cli.run_restore(env.backrest, target, new_dir, 2, execute=True, yes=True)
