@@ -557,6 +557,12 @@ def test_cli_json_and_exit_code(world, monkeypatch, tmp_path):
     assert [c["check"] for c in bad] == ["pgbackrest"]
     assert "not printed" not in result.output
 
+    human = CliRunner().invoke(app, ["verify", "--stack", "prod", "--outputs", str(outputs_file)])
+    assert human.exit_code == ExitCode.OBJECTIVE_NOT_MET
+    assert "prod: FAILED" in human.stdout
+    assert "FAIL pgbackrest" in human.stdout and "not measured" in human.stdout
+    assert human.stdout.count("ok  ") == len(document["checks"]) - 1
+
 
 def test_cli_rejects_half_a_database_source(tmp_path):
     outputs_file = tmp_path / "outputs.json"
