@@ -691,6 +691,7 @@ def _damage(data_dir: Path) -> list[str]:
 
 def scenario_database_corruption(ctx: DrillContext, result: ScenarioResult) -> None:
     """The primary's data directory is damaged under load; restore the latest from repo2."""
+    from components.pgbackrest_config import worst_case_rpo_s
     from scripts.localpg import LocalPgError
 
     site = PgSite(ctx, "corruption")
@@ -738,6 +739,8 @@ def scenario_database_corruption(ctx: DrillContext, result: ScenarioResult) -> N
         "restored_from": f"repo2 ({ctx.dr_region})",
         "acknowledged_writes_under_load": len(writer.acked),
         "archive_timeout_s": int(site.primary.settings["archive_timeout"].rstrip("s")),
+        # The derived bound on WAL not yet shipped when a host is lost (pgbackrest_config).
+        "worst_case_rpo_s": worst_case_rpo_s(ctx.objectives),
     }
 
 
@@ -1203,10 +1206,14 @@ def render_markdown(report: DrillReport) -> str:
             lines.append(f"- **Error**: {s.error}")
         if s.timeline:
             lines += ["", "| step | seconds |", "|---|---|"]
-            lines += [f"| {t['step']} | {t['seconds']:.3f} |" for t in s.timeline]
+            lines += [f"| {_cell(t['step'])} | {t['seconds']:.3f} |" for t in s.timeline]
         if s.evidence:
             lines += ["", "```json", json.dumps(s.evidence, indent=2, default=str), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _unit(s: ScenarioResult) -> str:
