@@ -1062,6 +1062,10 @@ def run_drill(
 
         chown_to_postgres(workdir)
         workdir.chmod(0o755)
+        if any(s.needs_postgres for s in chosen):
+            from scripts.pgbackrest import require_binaries
+
+            require_binaries()  # exit 4 naming what is missing, before anything starts
         if any(s.needs_aws for s in chosen):
             with progress.status("starting moto (S3, Secrets Manager, SSM, Route 53)..."):
                 aws = LocalAws().start()

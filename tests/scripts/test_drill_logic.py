@@ -124,3 +124,17 @@ def test_drill_without_local_is_refused():
     result = CliRunner().invoke(app, ["drill"])
     assert result.exit_code == 2
     assert "--local" in result.output
+
+
+def test_missing_server_binaries_stop_the_drill_before_anything_starts(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from scripts import pgbackrest
+
+    monkeypatch.setattr(pgbackrest, "PG_BIN", Path("/nonexistent/pg15/bin"))
+    result = CliRunner().invoke(
+        app, ["drill", "--local", "--scenario", "human-error", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 4
+    assert "/nonexistent/pg15/bin/postgres" in result.output
+    assert not (tmp_path / "report.json").exists()
