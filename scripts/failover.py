@@ -60,6 +60,9 @@ FENCE_SETTINGS = ("default_transaction_read_only",)
 REPLICATION_SETTINGS = ("primary_conninfo", "primary_slot_name")
 CHECKSUM_MAX_ROWS = 50_000
 FAILBACK_SLOT = "failback_standby"
+# The WAL file name starts with the timeline; pg_control_checkpoint() only catches up after the
+# first checkpoint on the new timeline.
+TIMELINE_SQL = "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 
 
 def default_sessions(region: str) -> boto3.session.Session:
@@ -342,6 +345,8 @@ def fence(conn: psycopg.Connection, backend: str) -> dict[str, Any]:
     client session is terminated. A superuser could still override the default, which is why
     the DNS switch follows and the old host must not be put back without failback.
     """
+    # Our own session keeps writing the fence after the reload makes new sessions read-only.
+    conn.execute("set default_transaction_read_only = off")
     databases = [
         r[0]
         for r in conn.execute(
@@ -365,11 +370,15 @@ def fence(conn: psycopg.Connection, backend: str) -> dict[str, Any]:
         "select count(*) filter (where pg_terminate_backend(pid)) from pg_stat_activity "
         "where backend_type = 'client backend' and pid <> pg_backend_pid()"
     ).fetchone()[0]
+    # A checkpoint inside the WAL the standby still receives: pg_rewind can later find the last
+    # common checkpoint in the old primary's own pg_wal, without an archive.
+    conn.execute("checkpoint")
     final = conn.execute("select pg_current_wal_lsn()::text").fetchone()[0]
     return {"databases": databases, "terminated_sessions": terminated, "final_lsn": final}
 
 
 def unfence(conn: psycopg.Connection, backend: str) -> None:
+    conn.execute("set default_transaction_read_only = off")
     databases = [
         r[0]
         for r in conn.execute(
@@ -424,7 +433,7 @@ def promote_postgres(conn: psycopg.Connection) -> dict[str, Any]:
         already = False
     else:
         already = True
-    timeline = conn.execute("select timeline_id from pg_control_checkpoint()").fetchone()[0]
+    timeline = conn.execute(TIMELINE_SQL).fetchone()[0]
     return {"already_primary": already, "timeline": timeline}
 
 
@@ -1015,7 +1024,11 @@ def _replication_conninfo(dsn: str, application_name: str) -> str:
 def reseed_as_standby(
     data_dir: Path, upstream_dsn: str, slot: str, application_name: str
 ) -> dict[str, Any]:
-    """Make ``data_dir`` a streaming standby of the upstream: pg_rewind, else pg_basebackup."""
+    """Make ``data_dir`` a streaming standby of the upstream: pg_rewind, else pg_basebackup.
+
+    A rewind that fails, or whose result will not start, falls back to a full copy; the old
+    files are moved aside (``<dir>.before-reseed-<time>``), never deleted.
+    """
     if not (data_dir / "PG_VERSION").exists():
         raise DrctlError(f"{data_dir} holds no PostgreSQL cluster", ExitCode.PRECONDITION_FAILED)
     with opened(upstream_dsn, "new upstream") as upstream:
@@ -1024,46 +1037,53 @@ def reseed_as_standby(
         ).fetchone()[0]
         if not exists:
             upstream.execute("select pg_create_physical_replication_slot(%s, true)", [slot])
+        # pg_rewind reads the source's timeline from its control file, which a freshly
+        # promoted server only updates at its first checkpoint (see the pg_rewind docs).
+        upstream.execute("checkpoint")
     saved = _save_host_config(data_dir)
     _clean_shutdown(data_dir)
     source = make_conninfo(upstream_dsn)
-    method = "pg_rewind"
+    conninfo = _replication_conninfo(upstream_dsn, application_name)
     try:
         _run_pg([_pg("pg_rewind"), f"--target-pgdata={data_dir}", f"--source-server={source}"])
+        _restore_host_config(data_dir, saved, conninfo, slot)
+        _start(data_dir)
+        return {"data_dir": str(data_dir), "method": "pg_rewind", "slot": slot}
     except DrctlError as exc:
-        # Without data checksums or wal_log_hints, or with WAL already gone, rewinding is
-        # impossible; a full copy always works. The old files are kept, never deleted.
-        method = f"pg_basebackup (pg_rewind failed: {str(exc)[:160]})"
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        aside = data_dir.with_name(f"{data_dir.name}.before-reseed-{stamp}")
-        os.replace(data_dir, aside)
-        from scripts.localpg import make_postgres_dir
+        reason = str(exc)[:300]
+    # Without checksums or wal_log_hints, with WAL already recycled, or after timeline switches
+    # pg_rewind cannot follow, only a full copy works.
+    if _is_running(data_dir):
+        _run_pg([_pg("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"])
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    aside = data_dir.with_name(f"{data_dir.name}.before-reseed-{stamp}")
+    os.replace(data_dir, aside)
+    from scripts.localpg import make_postgres_dir
 
-        make_postgres_dir(data_dir)
-        _run_pg(
-            [
-                _pg("pg_basebackup"),
-                "-D",
-                str(data_dir),
-                "-d",
-                source,
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-                "-S",
-                slot,
-            ]
-        )
-    _restore_host_config(
-        data_dir, saved, _replication_conninfo(upstream_dsn, application_name), slot
-    )
+    make_postgres_dir(data_dir)
+    argv = [_pg("pg_basebackup"), "-D", str(data_dir), "-d", source, "-X", "stream"]
+    _run_pg([*argv, "-c", "fast", "-S", slot])
+    _restore_host_config(data_dir, saved, conninfo, slot)
+    _start(data_dir)
+    return {
+        "data_dir": str(data_dir),
+        "method": "pg_basebackup",
+        "rewind_failed": reason,
+        "kept_aside": str(aside),
+        "slot": slot,
+    }
+
+
+def _start(data_dir: Path) -> None:
     for stale in ("postmaster.pid", "backup_label.old"):
         with contextlib.suppress(FileNotFoundError):
             (data_dir / stale).unlink()
     log = data_dir / "drctl-start.log"
-    _run_pg([_pg("pg_ctl"), "-D", str(data_dir), "-l", str(log), "-w", "-t", "120", "start"])
-    return {"data_dir": str(data_dir), "method": method, "slot": slot}
+    try:
+        _run_pg([_pg("pg_ctl"), "-D", str(data_dir), "-l", str(log), "-w", "-t", "120", "start"])
+    except DrctlError as exc:
+        tail = " | ".join(log.read_text(errors="replace").splitlines()[-6:]) if log.exists() else ""
+        raise DrctlError(f"{exc}; server log: {tail}") from None
 
 
 def wait_streaming(standby_dsn: str, upstream_dsn: str, timeout: float) -> LagReading:
@@ -1170,16 +1190,16 @@ def failback_steps(
         return upsert_primary_record(plan, aws, plan.primary_endpoint, plan.health_check_id)
 
     def reseed_dr(ctx: RunContext) -> dict[str, Any]:
-        result = reseed_as_standby(paths.dr_data_dir, old_dsn, slot, "dr_standby")
-        # The failback slot on the old primary came from the DR database's copy; drop it there.
-        with opened(old_dsn, "primary") as primary:
-            primary.execute(
+        # The slot the old primary streamed from during failback would pin WAL on the DR host.
+        with opened(dr_dsn, "DR database") as dr:
+            dr.execute(
                 "select pg_drop_replication_slot(slot_name) from pg_replication_slots "
                 "where slot_name = %s and not active",
                 [FAILBACK_SLOT],
             )
+        result = reseed_as_standby(paths.dr_data_dir, old_dsn, slot, "dr_standby")
         reading = wait_streaming(dr_dsn, old_dsn, catch_up_timeout_s)
-        return {**result, **reading.to_record()}
+        return {**result, "lag": reading.to_record()}
 
     def validate(ctx: RunContext) -> dict[str, Any]:
         with opened(old_dsn, "primary") as primary:

@@ -103,7 +103,7 @@ class CloudAws(Aws):
             )
 
     def client(self, service: str, region: str):
-        real = super().client(service, region)
+        real = self.cloud.client(service, region)  # shared: making clients is slow
         if service == "secretsmanager" and region == DR:
             real = _SplitClient(real, self._stub_client)
         return _Failing(real, service, self.fail_once) if self.fail_once else real
