@@ -392,7 +392,12 @@ def parse_objectives(raw: Mapping[str, Any], stack: str) -> Objectives:
 
     Raises ConfigError on the first problem found; nothing is declared before this returns.
     """
-    raw = {k.split(":", 1)[1] if k.startswith(f"{PROJECT}:") else k: v for k, v in raw.items()}
+    # Keys of other namespaces (secret values live under platform-dr-secrets:) are not ours.
+    raw = {
+        k.split(":", 1)[1] if ":" in k else k: v
+        for k, v in raw.items()
+        if ":" not in k or k.startswith(f"{PROJECT}:")
+    }
     _check_unknown_keys(raw)
     values: dict[str, Any] = {}
     for key in CONFIG_KEYS:

@@ -10,7 +10,8 @@ from typing import Any
 from rich.console import Console
 
 # Progress and diagnostics: stderr, so stdout stays machine-readable.
-progress = Console(stderr=True, highlight=False)
+# soft_wrap: a message stays one line when stderr is a file or a pipe, so grep and logs see it whole.
+progress = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 

@@ -167,3 +167,10 @@ def test_pulumi_yaml_declares_every_key_with_description_and_default():
 def test_stack_files_are_valid(stack):
     objectives = parse_objectives(read_stack_config(stack), stack)
     assert objectives.stack == stack
+
+
+def test_keys_of_other_namespaces_are_left_alone():
+    objectives = parse_objectives(
+        {**BASE, "platform-dr-secrets:payments": "x", "aws:region": "y"}, "t"
+    )
+    assert objectives.regions.primary == "us-east-1"
