@@ -140,3 +140,21 @@ def test_new_stack_has_no_before():
     diff = posture_diff.diff_postures(None, _doc())
     assert diff["stack_is_new"] and diff["classes"][0]["changes"][0] == "new class"
     assert "is new" in posture_diff.render_markdown(diff, "main")
+
+
+def test_each_side_is_judged_by_its_own_code(repo):
+    """Only the working tree's rules change (critical now needs 4 copies). If the revision were
+    evaluated with the working tree's code, both sides would fail alike and nothing would differ."""
+    rules_file = repo / "policy" / "rules.py"
+    text = rules_file.read_text()
+    old = 'MIN_COPIES = {"critical": 3,'
+    assert old in text
+    rules_file.write_text(text.replace(old, 'MIN_COPIES = {"critical": 4,'))
+
+    [diff] = posture_diff.posture_diff("HEAD", ["prod"], repo)
+
+    [critical] = [c for c in diff["classes"] if c["name"] == "critical"]
+    assert critical["met"] == {"before": True, "after": False}
+    assert any("critical needs 4" in p for p in critical["problems"]["added"])
+    assert diff["met"] == {"before": True, "after": False}
+    assert "met → **NOT MET**" in posture_diff.render_markdown(diff, "HEAD")
