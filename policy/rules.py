@@ -68,6 +68,7 @@ class ClassVerdict:
     mechanisms: list[str]
     problems: list[str]
     datasets: dict[str, int | None]
+    backup: dict[str, Any] = field(default_factory=dict)  # backup_coverage() of the class
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,6 +402,7 @@ def class_verdicts(resources: Sequence[Resource], objectives: Mapping) -> list[C
     is the smallest bound among them; the class is only as good as its worst dataset.
     """
     found = mechanisms(resources, objectives)
+    coverage = backup_coverage(resources, objectives)
     verdicts = []
     for name, objective in objectives["classes"].items():
         own = [m for m in found if m.data_class == name]
@@ -420,7 +422,9 @@ def class_verdicts(resources: Sequence[Resource], objectives: Mapping) -> list[C
             f"{d}: worst case {fmt_s(datasets[d])} exceeds the RPO {fmt_s(objective['rpo_s'])}"
             for d in over
         ]
-        met = bool(datasets) and not problems if own else True
+        backup = coverage.get(name, {})
+        problems += backup.get("problems", [])
+        met = not problems and (bool(datasets) or not own)
         verdicts.append(
             ClassVerdict(
                 name=name,
@@ -431,6 +435,7 @@ def class_verdicts(resources: Sequence[Resource], objectives: Mapping) -> list[C
                 mechanisms=[m.description for m in own],
                 problems=problems,
                 datasets=datasets,
+                backup=backup,
             )
         )
     return verdicts
@@ -531,7 +536,7 @@ def backup_coverage(resources: Sequence[Resource], objectives: Mapping) -> dict[
             if continuous:
                 covers.append("continuous backup (PITR to the second, in-region)")
             covers += [
-                m.description
+                f"{m.dataset} (worst case {fmt_s(m.rpo_s)})"
                 for m in other
                 if m.data_class == name and m.rpo_s is not None and m.rpo_s <= rpo_s
             ]

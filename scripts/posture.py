@@ -42,6 +42,7 @@ def report(evaluation: Evaluation) -> dict[str, Any]:
                 "mechanisms": v.mechanisms,
                 "problems": v.problems,
                 "datasets": v.datasets,
+                "aws_backup": {k: val for k, val in v.backup.items() if k != "problems"},
             }
             for v in verdicts
         ],
@@ -73,6 +74,11 @@ def render(document: dict[str, Any]) -> None:
         )
         for line in c["mechanisms"] or ["(no data declared in this class)"]:
             out.print(f"      - {line}")
+        backup = c.get("aws_backup") or {}
+        for line in backup.get("mechanisms", []):
+            out.print(f"      - {line}")
+        if backup.get("gap_note"):
+            out.print(f"      [dim]note: {backup['gap_note']}[/]")
         for problem in c["problems"]:
             out.print(f"      [red]! {problem}[/]")
     for v in document["violations"]:

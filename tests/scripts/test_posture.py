@@ -67,3 +67,14 @@ def test_unknown_stack_is_a_config_error():
     result = CliRunner().invoke(app, ["posture", "--stack", "staging"])
     assert result.exit_code == 2
     assert "no stack 'staging'" in result.output
+
+
+def test_posture_shows_aws_backup_coverage_and_who_covers_the_whole_hour_gap(prod):
+    classes = {c["name"]: c for c in report(prod)["classes"]}
+    critical = classes["critical"]["aws_backup"]
+    assert critical["rpo_hours_checked"] == 1
+    assert "whole hours" in critical["gap_note"] and "continuous backup" in critical["gap_note"]
+    assert "creator-audio (worst case 15 min)" in critical["gap_note"]
+    assert any(m.startswith("AWS Backup plan backup-critical") for m in critical["mechanisms"])
+    # Operational data is audited at 24 h, as coarse as its objective: no gap to explain.
+    assert classes["operational"]["aws_backup"]["gap_note"] is None
