@@ -40,6 +40,7 @@ COMMAND_MODULES = [
     "scripts.supabase",
     "scripts.config_sync",
     "scripts.failover",
+    "scripts.rebuild",
     "scripts.verify",
 ]
 
