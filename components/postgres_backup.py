@@ -41,7 +41,6 @@ from components.replicated_bucket import ObjectLock, ReplicatedBucket, Replicate
 
 DATASET = "database"
 RDS_ENGINE_VERSION = "16"
-RDS_PARAMETER_FAMILY = "postgres16"
 RDS_LOG_EXPORTS = ("postgresql", "upgrade")
 # RDS ships transaction logs to S3 every five minutes: the in-region PITR bound (AWS RDS docs,
 # "Restoring a DB instance to a specified time").
@@ -356,7 +355,7 @@ class PostgresBackup(pulumi.ComponentResource):
         params = aws.rds.ParameterGroup(
             f"{name}-params",
             region=regions.primary,
-            family=RDS_PARAMETER_FAMILY,
+            family=f"postgres{args.engine_version.split('.')[0]}",
             description="platform-dr: TLS only, connection and DDL logging",
             parameters=[
                 {"name": "rds.force_ssl", "value": "1", "apply_method": "pending-reboot"},

@@ -113,6 +113,7 @@ def test_rds_instance_keeps_pitr_window_encrypted_protected(stack):
     assert inst["publiclyAccessible"] is False
     assert inst["tags"]["backup-class"] == "critical" and inst["tags"]["dr-dataset"] == "database"
     params = _one(ev, "aws:rds/parameterGroup:ParameterGroup")
+    assert params.inputs["family"] == f"postgres{inst['engineVersion']}" == "postgres16"
     assert inst["parameterGroupName"] == params.name
     assert {
         "name": "rds.force_ssl",
