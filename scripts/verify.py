@@ -355,9 +355,11 @@ def replication_checks(objectives: Objectives, outputs, clients, now) -> list[Ch
                 source,
                 len(expected) - len(missing),
                 len(expected),
-                not missing,
+                not missing and rpo is not None,
                 f"enabled rules to {', '.join(sorted(by_destination)) or 'nothing'}"
-                + (f"; missing {', '.join(missing)}" if missing else ""),
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                # Untagged, the bucket has no objective here and AWS Backup never selects it.
+                + ("" if rpo is not None else f"; no {TAG_CLASS} tag naming a data class"),
             )
         )
         cloudwatch = clients("cloudwatch", primary)

@@ -356,6 +356,21 @@ def test_missing_replication_rule_fails(world):
     assert f"missing {third}" in bad.detail
 
 
+def test_bucket_without_class_tag_fails(world):
+    """Stubber: CloudWatch metrics. Untagged, a copy has no objective and no backup selection."""
+    source = world.outputs["buckets"]["generated-archive"][PRIMARY]
+    world.client("s3", PRIMARY).delete_bucket_tagging(Bucket=source)
+    checks = world.run()
+    bad = [c for c in checks if not c.ok]
+    # The replication config and both rules' metrics: without a class there is no RPO to meet.
+    assert [(c.check, c.target.split(" ")[0], c.data_class) for c in bad] == [
+        ("s3-replication", source, "unknown"),
+        ("s3-replication-metrics", source, "unknown"),
+        ("s3-replication-metrics", source, "unknown"),
+    ]
+    assert "no backup-class tag" in bad[0].detail
+
+
 @pytest.mark.parametrize(
     ("latency", "failed", "ok"),
     [(600.0, 0.0, True), (1200.0, 0.0, False), (30.0, 2.0, False)],
