@@ -25,7 +25,9 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
+# Objectives in (what the declared settings can meet), proof out (what a local drill measures).
 demo: setup
+	.venv/bin/drctl posture --stack prod --stack dr
 	.venv/bin/drctl drill --local
 
 test: setup
