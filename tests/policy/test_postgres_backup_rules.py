@@ -125,3 +125,50 @@ def test_supabase_daily_dump_does_not_meet_a_15_minute_rpo_and_posture_says_so()
     assert mechanism.rpo_s == 86400
     assert not critical.met
     assert "database: worst case 1 d exceeds the RPO 15 min" in critical.problems
+
+
+# -- RDS resource rules (compliant and non-compliant case each) -------------------------------
+
+GOOD_RDS = {
+    "storageEncrypted": True,
+    "kmsKeyId": "arn:aws:kms:us-east-1:111122223333:key/mrk-1",
+    "backupRetentionPeriod": 7.0,
+    "deletionProtection": True,
+    "publiclyAccessible": False,
+    "skipFinalSnapshot": False,
+}
+
+
+@pytest.mark.parametrize(
+    "check, bad, needle",
+    [
+        (rules.rds_encrypted_with_cmk, {"storageEncrypted": False}, "not encrypted"),
+        (rules.rds_encrypted_with_cmk, {"kmsKeyId": None}, "AWS managed key"),
+        (rules.rds_keeps_pitr_window, {"backupRetentionPeriod": 1.0}, "under the spec's 7-day"),
+        (rules.rds_protected, {"deletionProtection": False}, "deletion protection is off"),
+        (rules.rds_protected, {"publiclyAccessible": True}, "publicly accessible"),
+        (rules.rds_protected, {"skipFinalSnapshot": True}, "no final snapshot"),
+    ],
+)
+def test_rds_instance_rules(check, bad, needle):
+    assert check(GOOD_RDS) == []
+    problems = check({**GOOD_RDS, **bad})
+    assert len(problems) == 1 and needle in problems[0]
+
+
+def test_rds_force_ssl_and_backup_copy_rules():
+    good = {"family": "postgres16", "parameters": [{"name": "rds.force_ssl", "value": "1"}]}
+    assert rules.rds_postgres_forces_tls(good) == []
+    assert rules.rds_postgres_forces_tls({**good, "parameters": []}) == ["rds.force_ssl is not 1"]
+    assert rules.rds_postgres_forces_tls({"family": "mysql8.0", "parameters": []}) == []
+    assert rules.rds_backup_copy_encrypted({"kmsKeyId": "arn:..."}) == []
+    assert rules.rds_backup_copy_encrypted({}) == ["replicated backups have no customer key"]
+
+
+@pytest.mark.parametrize("stack", ["prod", "dr"])
+def test_declared_rds_backend_passes_every_resource_rule(stack):
+    ev = evaluate_stack(stack, overrides={"dbBackend": "rds"})
+    resources = [rules.Resource(r.type, r.name, r.inputs) for r in ev.resources]
+    checked = {r.type for r in resources} & {rule.resource_type for rule in rules.RESOURCE_RULES}
+    assert "aws:rds/parameterGroup:ParameterGroup" in checked
+    assert rules.resource_violations(resources) == []
