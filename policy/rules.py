@@ -677,8 +677,9 @@ def rds_protected(props: Mapping[str, Any]) -> list[str]:
 
 
 def rds_postgres_forces_tls(props: Mapping[str, Any]) -> list[str]:
-    if not str(props.get("family", "")).startswith("postgres"):
-        return []
+    family = str(props.get("family") or "")
+    if family and not family.startswith("postgres"):
+        return []  # rds.force_ssl is a PostgreSQL parameter
     values = {p.get("name"): str(p.get("value")) for p in _as_list(props.get("parameters"))}
     return [] if values.get("rds.force_ssl") == "1" else ["rds.force_ssl is not 1"]
 

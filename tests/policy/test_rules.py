@@ -143,6 +143,23 @@ CASES: dict[str, tuple[dict, dict, str]] = {
         {"policy": _role_policy("*")},
         "'*'",
     ),
+    "rds-sse-cmk": (
+        {"storageEncrypted": True, "kmsKeyId": KEY_ARN},
+        {"storageEncrypted": True},
+        "AWS managed key",
+    ),
+    "rds-pitr-7d": ({"backupRetentionPeriod": 7.0}, {"backupRetentionPeriod": 1.0}, "7-day"),
+    "rds-protected": (
+        {"deletionProtection": True, "publiclyAccessible": False, "skipFinalSnapshot": False},
+        {"deletionProtection": True, "publiclyAccessible": True, "skipFinalSnapshot": False},
+        "publicly accessible",
+    ),
+    "rds-force-ssl": (
+        {"family": "postgres16", "parameters": [{"name": "rds.force_ssl", "value": "1"}]},
+        {"family": "postgres16", "parameters": [{"name": "rds.force_ssl", "value": "0"}]},
+        "rds.force_ssl",
+    ),
+    "rds-backup-replication-cmk": ({"kmsKeyId": KEY_ARN}, {"retentionPeriod": 7.0}, "customer key"),
 }
 
 RULES = {rule.name: rule for rule in rules.RESOURCE_RULES}
