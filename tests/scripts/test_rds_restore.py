@@ -10,6 +10,7 @@ every request against the real RDS service model.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -342,3 +343,34 @@ def test_api_failure_during_restore_is_one_clear_error(aws):
         )
     assert err.value.code == ExitCode.STEP_FAILED
     assert _instances(aws) == {SOURCE.identifier}
+
+
+def test_drctl_restore_dispatches_rds_stacks_here(aws, monkeypatch):
+    """The real `drctl restore` command (scripts/backup.py) on an rds stack, against moto."""
+    import typer
+    from typer.testing import CliRunner
+
+    from scripts import backup
+
+    monkeypatch.setattr(backup, "stack_backend", lambda stack: "rds")
+    monkeypatch.setattr(rds_restore, "source_from_stack", lambda stack: SOURCE)
+    monkeypatch.setattr(boto3, "Session", lambda: aws)
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """test app"""
+
+    backup.register(app)
+    runner = CliRunner()
+    args = ["restore", "--stack", "prod", "--target-time", "latest", "--to", "restored-cli"]
+    dry = runner.invoke(app, [*args, "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["status"] == "planned"
+    assert _instances(aws) == {SOURCE.identifier}
+    done = runner.invoke(app, [*args, "--execute", "--yes", "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["request"]["UseLatestRestorableTime"] is True
+    assert _instances(aws) == {SOURCE.identifier, "restored-cli"}
+    refused = runner.invoke(app, [*args[:-1], SOURCE.identifier, "--execute", "--yes"])
+    assert refused.exit_code == ExitCode.INVALID_CONFIG
