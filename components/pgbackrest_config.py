@@ -507,7 +507,10 @@ class BackupJob:
 
 
 _WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
-BACKUP_HOUR = 1  # full and diff start at 01:00 local; incr runs at half past every other hour
+# Full and diff start at 01:00 local, incr at half past each hour. pgBackRest runs one backup per
+# stanza at a time: an incr that finds a long full still running fails on the lock (and alarms)
+# rather than queueing; the next hour's incr catches up.
+BACKUP_HOUR = 1
 
 
 def _job(kind: str, key: str, interval_s: int) -> BackupJob:

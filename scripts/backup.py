@@ -116,7 +116,9 @@ def plan_restore(backrest, target_time: datetime | None, to: Path, repo: int) ->
                 f"--target-time {target_time.isoformat()} is in the future (now {now.isoformat()})",
                 ExitCode.INVALID_CONFIG,
             )
-        usable = [b for b in backups if b["timestamp"]["stop"] <= target_time.timestamp()]
+        # pgBackRest stamps whole seconds (truncated): a backup stamped in T's own second may
+        # have become consistent after T, so only backups stamped a full second earlier count.
+        usable = [b for b in backups if b["timestamp"]["stop"] + 1 <= target_time.timestamp()]
         if not usable:
             earliest = datetime.fromtimestamp(backups[0]["timestamp"]["stop"], UTC)
             raise DrctlError(

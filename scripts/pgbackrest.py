@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -186,11 +187,16 @@ class PgBackRest:
     def run(self, command: str, *options: str, timeout_s: float | None = None) -> str:
         """Run one pgbackrest command; a failure is a DrctlError carrying pgBackRest's message."""
         argv = self._argv(command, *options)
+        timeout = timeout_s or self.timeout_s
         try:
-            proc = run_as_postgres(argv, check=False, timeout=timeout_s or self.timeout_s)
+            proc = run_as_postgres(argv, check=False, timeout=timeout)
         except FileNotFoundError:
             require_binaries()
             raise
+        except subprocess.TimeoutExpired:
+            raise DrctlError(
+                f"pgbackrest {command} (stanza {self.stanza}) did not finish in {timeout:.0f}s"
+            ) from None
         if proc.returncode != 0:
             message = _pgbackrest_error(proc.stderr or proc.stdout)
             raise DrctlError(

@@ -51,6 +51,8 @@ def write_history(env, table: str = "orders"):
     Every commit after T is archived, so recovery has to *stop* at T rather than run out of WAL.
     """
     pg = env.cluster
+    # pgBackRest stamps backups in whole seconds; T must fall after the base backup's second.
+    time.sleep(1.0)
     pg.execute(f"create table {table} (id int primary key, note text)")
     pg.execute("create table customers (id int primary key)")
     pg.execute("insert into customers select generate_series(1, 7)")
@@ -216,7 +218,7 @@ def test_restore_refuses_a_non_empty_dir_and_the_running_cluster(backrest_env, n
     assert code == ExitCode.INVALID_CONFIG and "--from-repo 3" in stderr
 
     code, _, stderr = drctl(
-        "restore", "--target-time", when.isoformat(), "--to", str(new_dir),
+        "restore", "--target-time", "latest", "--to", str(new_dir),
         "--config", env.settings.config_path, "--execute",
     )  # fmt: skip
     assert code == ExitCode.REFUSED and "without --yes" in stderr

@@ -173,6 +173,7 @@ def test_rendered_s3_repos_back_up_and_restore_through_tls(tls_s3, objectives):
             assert ok, records
             assert [(r["repo"], r["type"]) for r in records] == [(1, "full"), (2, "full")]
 
+            time.sleep(1.0)  # T must fall after the base backup's (whole-second) stop stamp
             cluster.execute("create table plays (id int)")
             cluster.execute("insert into plays select generate_series(1, 40)")
             cluster.execute("select pg_switch_wal()")
