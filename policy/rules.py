@@ -588,17 +588,23 @@ def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mappin
                 f"repo{i}": named.get(f"{name}-repo{i}-{regions.get(role)}")
                 for i, role in ((1, "primary"), (2, "dr"))
             }
+            locks = set()
             for repo, bucket in repos.items():
+                lock = named.get(f"{bucket.name}-object-lock") if bucket else None
+                retention = _get(getattr(lock, "props", {}), "rule", "defaultRetention")
                 if bucket is None:
                     problems.append(f"{dataset}: no pgBackRest {repo} bucket")
-                elif not bucket.props.get("objectLockEnabled"):
+                elif not bucket.props.get("objectLockEnabled") or not retention:
                     problems.append(f"{dataset}: {repo} bucket has no object lock")
+                else:
+                    locks.add(f"{retention.get('mode')} {_whole(retention.get('days'))} d")
             if rpo is None:
                 problems.append(f"{dataset}: archive_timeout not declared")
             description = (
                 f"{dataset} (self-managed, pgBackRest): repo1 {regions.get('primary')} + repo2 "
-                f"{regions.get('dr')}, PITR {window} d; archive_timeout {fmt_s(timeout)} + push "
-                f"timeout {fmt_s(push)} = worst case {fmt_s(rpo)}"
+                f"{regions.get('dr')} (object lock {', '.join(sorted(locks)) or 'none'}), "
+                f"PITR {window} d; archive_timeout {fmt_s(timeout)} + push timeout {fmt_s(push)} "
+                f"= worst case {fmt_s(rpo)}"
             )
         elif backend == "rds":
             instance = named.get(f"{name}-instance")

@@ -27,10 +27,21 @@ def _self_managed(lock=True, timeout=300.0, push=60.0):
     comp = _r(T, "db", backend="self-managed", dataset="database", pitrWindowDays=7.0)
     if timeout is not None:
         comp.props.update(archiveTimeoutS=timeout, archivePushTimeoutS=push)
+    lock_rule = {"defaultRetention": {"mode": "COMPLIANCE", "days": 14.0}}
     return [
         comp,
         _r("aws:s3/bucket:Bucket", "db-repo1-us-east-1", objectLockEnabled=lock),
+        _r(
+            "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+            "db-repo1-us-east-1-object-lock",
+            rule=lock_rule,
+        ),
         _r("aws:s3/bucket:Bucket", "db-repo2-us-west-2", objectLockEnabled=True),
+        _r(
+            "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+            "db-repo2-us-west-2-object-lock",
+            rule=lock_rule,
+        ),
     ]
 
 
@@ -39,6 +50,7 @@ def test_self_managed_compliant():
     assert m.data_class == "critical" and m.dataset == "database"
     assert m.rpo_s == 360 and m.problems == []
     assert "worst case 6 min" in m.description and "PITR 7 d" in m.description
+    assert "object lock COMPLIANCE 14 d" in m.description
 
 
 def test_self_managed_non_compliant():
@@ -49,6 +61,9 @@ def test_self_managed_non_compliant():
     missing = [r for r in _self_managed() if "repo2" not in r.name]
     (m,) = rules.postgres_backup_mechanisms(missing, OBJ)
     assert "database: no pgBackRest repo2 bucket" in m.problems
+    unlocked = [r for r in _self_managed() if r.name != "db-repo2-us-west-2-object-lock"]
+    (m,) = rules.postgres_backup_mechanisms(unlocked, OBJ)
+    assert m.problems == ["database: repo2 bucket has no object lock"]
 
 
 def _rds(retention=7.0, encrypted=True, replicated=True):
@@ -117,6 +132,7 @@ def test_declared_worst_case_equals_the_pgbackrest_derivation(rpo):
     objectives = parse_objectives(raw, "prod")
     assert mechanism.rpo_s == pgbr.worst_case_rpo_s(objectives)
     assert mechanism.description in critical.mechanisms
+    assert mechanism.problems == [] and "object lock COMPLIANCE 14 d" in mechanism.description
     assert critical.datasets["database"] == mechanism.rpo_s
 
 
