@@ -37,9 +37,8 @@ from components.objectives import (
     format_duration,
     parse_duration,
 )
+from policy.rules import PILOT_LIGHT, WARM_STANDBY, standby_mode
 
-WARM_STANDBY = "warm-standby"
-PILOT_LIGHT = "pilot-light"
 ROUTE53_METRICS_REGION = "us-east-1"
 DEFAULT_PILOT_LIGHT_RECOVERY = "1h"
 DEFAULT_VPC_CIDR = "10.42.0.0/16"
@@ -67,7 +66,7 @@ def choose_standby_mode(objectives: Objectives, pilot_light_recovery_s: int) -> 
     """
     tightest = min(objectives.classes.values(), key=lambda c: (c.rto_s, c.name))
     rto, budget = format_duration(tightest.rto_s), format_duration(pilot_light_recovery_s)
-    if tightest.rto_s <= pilot_light_recovery_s:
+    if standby_mode(tightest.rto_s, pilot_light_recovery_s) == WARM_STANDBY:
         return StandbyMode(
             WARM_STANDBY,
             f"{tightest.name} RTO {rto} leaves no room for the {budget} a pilot-light region "
@@ -240,19 +239,17 @@ class DrStandby(pulumi.ComponentResource):
         if args.az_count < 2:
             raise ConfigError("az_count", args.az_count, "at least 2 Availability Zones")
         self.standby_mode = choose_standby_mode(obj, args.settings.pilot_light_recovery_s)
-        # Posture reads the choice and the reason from the component's own inputs.
-        super().__init__(
-            self.TYPE,
-            name,
-            {
-                "mode": self.standby_mode.mode,
-                "reason": self.standby_mode.reason,
-                "drivingClass": self.standby_mode.driving_class,
-                "backend": backend,
-                "drRegion": obj.regions.dr,
-            },
-            opts,
-        )
+        # Posture reads the choice and the reason from these (registered as outputs too:
+        # CrossGuard's stack policies see a component's outputs, not its inputs).
+        identity = {
+            "mode": self.standby_mode.mode,
+            "reason": self.standby_mode.reason,
+            "drivingClass": self.standby_mode.driving_class,
+            "backend": backend,
+            "drRegion": obj.regions.dr,
+            "pilotLightRecoveryS": args.settings.pilot_light_recovery_s,
+        }
+        super().__init__(self.TYPE, name, identity, opts)
         child = pulumi.ResourceOptions(parent=self)
         dr = obj.regions.dr
         self.mode = self.standby_mode.mode
@@ -303,7 +300,7 @@ class DrStandby(pulumi.ComponentResource):
         )
         self.register_outputs(
             {
-                "mode": self.mode,
+                **identity,
                 "mode_reason": self.mode_reason,
                 "vpc_id": self.vpc_id,
                 "private_subnet_ids": self.private_subnet_ids,

@@ -659,6 +659,78 @@ def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mappin
 MECHANISM_EXTRACTORS.append(postgres_backup_mechanisms)
 
 
+# ---------------------------------------------------------------------------------------------
+# DR standby (DrStandby component): pilot light or warm standby, sized from the RTOs.
+
+DR_STANDBY_TYPE = "platform-dr:dr_standby:DrStandby"
+WARM_STANDBY, PILOT_LIGHT = "warm-standby", "pilot-light"
+ROUTE53_METRICS_REGION = "us-east-1"
+
+
+def standby_mode(tightest_rto_s: int, pilot_light_recovery_s: int) -> str:
+    """Warm standby when the tightest class RTO leaves no room for a pilot-light scale-up.
+
+    The one place this decision lives: DrStandby calls it to size the DR region, and
+    ``dr_standby_mechanisms`` calls it to check what was declared.
+    """
+    return WARM_STANDBY if tightest_rto_s <= pilot_light_recovery_s else PILOT_LIGHT
+
+
+def dr_standby_mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list[Mechanism]:
+    """The DR standby of the database: its posture and reason, and what failover needs."""
+    found = []
+    named = by_name(resources)
+    for component in (r for r in resources if r.type == DR_STANDBY_TYPE):
+        props, name = component.props, component.name
+        problems = []
+        classes = objectives.get("classes") or {}
+        recovery = props.get("pilotLightRecoveryS")
+        if classes and recovery:
+            tightest = min(classes.values(), key=lambda c: c["rto_s"])
+            expected = standby_mode(tightest["rto_s"], recovery)
+            if props.get("mode") != expected:
+                problems.append(
+                    f"DR standby is {props.get('mode')} but {tightest['name']} RTO "
+                    f"{fmt_s(tightest['rto_s'])} needs {expected}"
+                )
+        roles = {}
+        for role in ("primary", "secondary"):
+            record = named.get(f"{name}-{role}")
+            policies = _as_list(_get(record.props if record else None, "failoverRoutingPolicies"))
+            roles[role] = bool(policies) and policies[0].get("type") == role.upper()
+        if not all(roles.values()):
+            problems.append("no PRIMARY/SECONDARY Route 53 failover records")
+        check = named.get(f"{name}-primary-check")
+        if check is None or not named[f"{name}-primary"].props.get("healthCheckId"):
+            problems.append("the PRIMARY record has no health check")
+        alarm = named.get(f"{name}-primary-unhealthy")
+        if alarm is None or alarm.props.get("region") != ROUTE53_METRICS_REGION:
+            problems.append("no health-check alarm in us-east-1, where Route 53 metrics live")
+        elif not _as_list(alarm.props.get("alarmActions")):
+            problems.append("the health-check alarm notifies no one")
+        if props.get("backend") == "rds":
+            replica = named.get(f"{name}-replica")
+            if replica is None or not replica.props.get("replicateSourceDb"):
+                problems.append("no cross-region read replica")
+            elif replica.props.get("region") != props.get("drRegion"):
+                problems.append("the read replica is not in the DR region")
+            elif not replica.props.get("storageEncrypted"):
+                problems.append("the read replica is not encrypted")
+        description = (
+            f"database (DR standby in {props.get('drRegion')}): {props.get('mode')}, because "
+            f"{props.get('reason')}; Route 53 failover records with a health check"
+        )
+        found.append(
+            Mechanism(
+                "database", "critical", description, None, True, [f"{name}: {p}" for p in problems]
+            )
+        )
+    return found
+
+
+MECHANISM_EXTRACTORS.append(dr_standby_mechanisms)
+
+
 def rds_encrypted_with_cmk(props: Mapping[str, Any]) -> list[str]:
     if props.get("storageEncrypted") is not True:
         return ["storage is not encrypted"]
