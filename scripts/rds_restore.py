@@ -122,12 +122,31 @@ def _describe_instance(rds, identifier: str) -> dict[str, Any] | None:
         return None
 
 
-def _automated_backup(rds, identifier: str) -> dict[str, Any] | None:
-    backups = rds.describe_db_instance_automated_backups(DBInstanceIdentifier=identifier)
-    for backup in backups.get("DBInstanceAutomatedBackups", []):
-        if backup.get("DBInstanceIdentifier") == identifier:
-            return backup
-    return None
+def _automated_backup(rds, identifier: str, source_region: str) -> dict[str, Any] | None:
+    """The automated backup of ``identifier`` taken in ``source_region``, or None.
+
+    Listed unfiltered: the API's DBInstanceIdentifier filter must name an instance that exists
+    in the region asked, and in the DR region only the replicated backup exists. Backups of
+    deleted namesakes ("retained") lose to the live one; among equals the latest point wins.
+    """
+    found = []
+    paginator = rds.get_paginator("describe_db_instance_automated_backups")
+    for page in paginator.paginate():
+        for backup in page.get("DBInstanceAutomatedBackups", []):
+            if backup.get("DBInstanceIdentifier") != identifier:
+                continue
+            if backup.get("Region") not in (None, source_region):
+                continue
+            found.append(backup)
+    if not found:
+        return None
+
+    def rank(backup: dict[str, Any]) -> tuple[bool, datetime]:
+        latest = (backup.get("RestoreWindow") or {}).get("LatestTime")
+        never = datetime.min.replace(tzinfo=UTC)
+        return (backup.get("Status") != "retained", _aware(latest) if latest else never)
+
+    return max(found, key=rank)
 
 
 def restore_window(
@@ -186,13 +205,13 @@ def plan_restore(
                 "losing it, use --from-repo 2 (the automated backups replicated to the DR region)",
                 ExitCode.PRECONDITION_FAILED,
             )
-        backup = _automated_backup(rds, source.identifier)
+        backup = _automated_backup(rds, source.identifier, source.region)
         request["SourceDBInstanceIdentifier"] = source.identifier
         request.update(_settings_from(instance))
     else:
         # In the DR region only the replicated automated backup exists; it carries its own window.
         instance = None
-        backup = _automated_backup(rds, source.identifier)
+        backup = _automated_backup(rds, source.identifier, source.region)
         if backup is None or not backup.get("DBInstanceAutomatedBackupsArn"):
             raise DrctlError(
                 f"no automated backups of {source.identifier!r} replicated into {region}: "

@@ -236,16 +236,30 @@ def _dr_client(earliest: datetime, latest: datetime):
         "describe_db_instance_automated_backups",
         {
             "DBInstanceAutomatedBackups": [
+                # A deleted namesake's retained backup, and another instance's: both ignored.
+                {
+                    "DBInstanceIdentifier": SOURCE.identifier,
+                    "DBInstanceAutomatedBackupsArn": BACKUP_ARN + "-old",
+                    "Region": "us-east-1",
+                    "Status": "retained",
+                    "RestoreWindow": {"EarliestTime": earliest, "LatestTime": latest},
+                },
+                {
+                    "DBInstanceIdentifier": "someone-else",
+                    "DBInstanceAutomatedBackupsArn": BACKUP_ARN + "-other",
+                    "Region": "us-east-1",
+                    "Status": "replicating",
+                },
                 {
                     "DBInstanceIdentifier": SOURCE.identifier,
                     "DBInstanceAutomatedBackupsArn": BACKUP_ARN,
                     "Region": "us-east-1",
                     "Status": "replicating",
                     "RestoreWindow": {"EarliestTime": earliest, "LatestTime": latest},
-                }
+                },
             ]
         },
-        {"DBInstanceIdentifier": SOURCE.identifier},
+        {},  # unfiltered: the identifier filter must name an instance in the region asked
     )
     stubber.add_client_error(
         "describe_db_instances",
