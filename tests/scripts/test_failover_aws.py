@@ -226,3 +226,13 @@ def test_lag_rule_is_strict_about_unknowns():
         fo.check_lag(reading, 900, accept_data_loss=False)
     assert fo.check_lag(reading, 900, accept_data_loss=True) is False
     assert fo.check_lag(replace(reading, lag_s=900.0), 900, accept_data_loss=False) is True
+
+
+def test_failback_is_not_automated_for_rds_and_says_so(world):
+    _, _, _, plan, aws, journal = world
+    with pytest.raises(DrctlError) as raised:
+        fo.run_failback(
+            plan, aws, fo.Connections(), None, execute=False, yes=False, journal=journal
+        )
+    assert raised.value.code == ExitCode.PRECONDITION_FAILED
+    assert "self-managed backend only" in str(raised.value)
