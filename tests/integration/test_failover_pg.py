@@ -257,3 +257,61 @@ def test_planned_failover_fences_resumes_after_an_outage_then_fails_back(world, 
     )
     assert sm_dr.describe_secret(SecretId=f"{NAMESPACE}/api/payments")["PrimaryRegion"] == PRIMARY
     assert steps["switch-config"]["secrets"]["values_copied_back"] == [f"{NAMESPACE}/api/payments"]
+
+
+@pytest.fixture
+def logical_pair():
+    """Supabase stand-in: a primary publishing every table, a DR-region subscriber."""
+    with LocalCluster("sb-primary", settings={"wal_level": "logical"}) as primary:
+        with LocalCluster("sb-dr", settings={"wal_receiver_status_interval": "1s"}) as dr:
+            schema = (
+                "create table events (id bigserial primary key, payload text not null, "
+                "written_at timestamptz not null default clock_timestamp())"
+            )
+            primary.execute(schema)
+            dr.execute(schema)
+            primary.execute(
+                "insert into events (payload) select 'seed' from generate_series(1, 100)"
+            )
+            primary.execute("create publication dr_pub for all tables")
+            dr.execute(
+                f"create subscription dr_sub connection '{primary.conninfo()}' publication dr_pub"
+            )
+            dr.wait_for("select count(*) = 100 from events")
+            yield primary, dr
+
+
+def test_supabase_failover_fences_the_publisher_and_promotes_the_subscriber(
+    cloud, logical_pair, tmp_path
+):
+    primary, dr = logical_pair
+    cloud.reset()
+    seeded = seed(cloud, primary_endpoint="db.abc.supabase.co", standby_endpoint=STANDBY_HOST)
+    outputs = outputs_for(
+        seeded, backend="supabase", primary="db.abc.supabase.co", standby=STANDBY_HOST
+    )
+    plan = fo.load_plan("prod", outputs)
+    assert plan.dr_backup["kind"] == "s3"
+    writer = Writer(primary.dsn())
+    writer.start()
+    writer.wait_for(200)
+    aws = CloudAws(cloud=cloud)
+    aws.expect_secret_promotions(seeded.secret_arns_dr)
+    dsns = fo.Connections(primary=primary.dsn(), standby=dr.dsn())
+    report = _failover(plan, aws, dsns, tmp_path / "failover.json")
+    writer.join(10)
+
+    assert report.status == "completed"
+    steps = {s["name"]: s["result"] for s in report.steps}
+    assert steps["assess"]["method"].startswith("primary reachable")
+    assert steps["isolate"]["fenced"] and steps["isolate"]["caught_up"]
+    assert steps["promote"]["disabled_subscriptions"] == ["dr_sub"]
+    assert steps["validate"]["compared_with_old_primary"] is True
+    # Every acknowledged write reached the subscriber, and the fenced publisher takes no more.
+    assert {i for i, _ in writer.acked} <= ids_on(dr)
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        primary.execute("insert into events (payload) values ('must not land')")
+    # Sequences were moved past the copied rows: new writes on DR do not collide.
+    dr.execute("insert into events (payload) values ('after failover')")
+    assert dr.scalar("select max(id) from events") > max(i for i, _ in writer.acked)
+    assert not dr.scalar("select subenabled from pg_subscription where subname = 'dr_sub'")

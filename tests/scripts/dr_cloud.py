@@ -256,6 +256,7 @@ def outputs_for(seeded: Seeded, *, backend: str, primary: str, standby: str) -> 
             "rdsInstanceArn": seeded.source_arn,
             "replicationSlotName": "dr_standby",
             "repoBuckets": {"repo1": "prod-repo1", "repo2": REPO2},
+            "dumpBuckets": {DR: REPO2},
         },
     }
 
