@@ -13,6 +13,7 @@ sysdeps:
 	@missing=""; \
 	command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
 	command -v stunnel4 >/dev/null || missing="$$missing stunnel4"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing" >&2; \
