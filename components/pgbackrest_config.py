@@ -172,6 +172,7 @@ class PgBackRestSettings:
         spool_path, lock_path, log_path: default the Debian package's directories.
         config_path, config_include_path: where the host keeps the files; default /etc/pgbackrest.
         start_fast: checkpoint immediately when a backup starts; default True.
+        extra: more ``[global]`` options, rendered verbatim after the derived ones; default none.
     """
 
     pg_path: str
