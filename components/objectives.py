@@ -505,5 +505,7 @@ class ObjectivesRecord(pulumi.ComponentResource):
     TYPE = f"{PROJECT}:objectives:ObjectivesRecord"
 
     def __init__(self, name: str, args: Objectives, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(self.TYPE, name, {"objectives": args.to_record()}, opts)
-        self.register_outputs({})
+        record = {"objectives": args.to_record()}
+        super().__init__(self.TYPE, name, record, opts)
+        # CrossGuard's stack policies see a component's outputs, not its inputs.
+        self.register_outputs(record)

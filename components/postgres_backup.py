@@ -327,7 +327,7 @@ class PostgresBackup(pulumi.ComponentResource):
             self._supabase(args)
         self.register_outputs(
             {
-                "backend": backend,
+                **props,  # what the policy rules read; stack policies see outputs, not inputs
                 "primary_endpoint": self.primary_endpoint,
                 "rds_instance_arn": self.rds_instance_arn,
                 "replication_slot_name": self.replication_slot_name,

@@ -184,6 +184,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
         )
         self.register_outputs(
             {
+                **identity,  # what the policy rules group by; stack policies read outputs
                 "bucket_names": self.bucket_names,
                 "bucket_arns": self.bucket_arns,
                 "key_arns": self.key_arns,

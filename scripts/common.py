@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 # Progress and diagnostics: stderr, so stdout stays machine-readable.
-# soft_wrap: a message stays one line when stderr is a file or a pipe, so grep and logs see it whole.
+# soft_wrap: a message stays on one line when stderr is a file or a pipe, so logs see it whole.
 progress = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 

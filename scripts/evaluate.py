@@ -164,8 +164,33 @@ def _resolve(value: Any) -> tuple[Any, bool]:
     return _sync_await(output.future()), bool(_sync_await(output.is_secret()))
 
 
+class _OutputsMonitor(pulumi_mocks.MockMonitor):
+    """Keeps what each component registers as outputs: CrossGuard's stack policies see a
+    component's outputs (not its inputs), so posture must read exactly those too."""
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 (gRPC method name)
+        from pulumi.runtime import rpc
+
+        self.component_outputs[request.urn] = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+def _engine_shaped(records: list[DeclaredResource], monitor: _OutputsMonitor) -> None:
+    for record in records:
+        if record.custom or record.import_id:
+            continue  # a custom (or read) resource's outputs include its inputs
+        suffix = f"{record.type}::{record.name}"
+        matches = [v for urn, v in monitor.component_outputs.items() if urn.endswith(suffix)]
+        record.inputs = dict(matches[0]) if len(matches) == 1 else {}
+
+
 def _run(stack: str, program: Path, config: dict[str, Any], mocks: RecordingMocks) -> Evaluation:
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    monitor = _OutputsMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config({k: _as_config_text(v) for k, v in config.items()})
     pulumi_settings.SETTINGS.rpc_manager.clear()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
@@ -176,6 +201,7 @@ def _run(stack: str, program: Path, config: dict[str, Any], mocks: RecordingMock
         outputs[name], is_secret = _resolve(value)
         if is_secret:
             secret.add(name)
+    _engine_shaped(mocks.records, monitor)
     return Evaluation(stack, list(mocks.records), outputs, secret)
 
 

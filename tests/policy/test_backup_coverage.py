@@ -76,7 +76,7 @@ def test_declared_stacks_are_covered_and_name_the_gap_mechanisms(stack, request)
     assert critical["rpo_hours_checked"] == 1
     assert "whole hours (1 h)" in critical["gap_note"] and "15 min" in critical["gap_note"]
     assert "continuous backup" in critical["gap_note"]
-    assert "RTC 15 min" in critical["gap_note"]  # the critical ReplicatedBuckets
+    assert "creator-audio (worst case 15 min)" in critical["gap_note"]  # RTC buckets
     assert any("every rule copies to the DR vault" in m for m in critical["mechanisms"])
     assert coverage["important"]["gap_note"] is None
     assert coverage["operational"]["rpo_hours_checked"] == 24

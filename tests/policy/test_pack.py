@@ -387,39 +387,14 @@ def test_readme_rule_table_matches_the_registry():
 # What the engine really hands a stack policy.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, left to the rules' owner: the stack rules read component *inputs* "
-    "(ObjectivesRecord.objectives, ReplicatedBucket dataset/dataClass, database settings), but "
-    "the engine gives a stack policy component *outputs*, and those components register none of "
-    "them. Fix: register them as outputs (or read class/dataset from the custom resources' "
-    "backup-class/dr-dataset tags); this test then passes and strict xfail flags it.",
-)
-def test_stack_policy_on_engine_shaped_properties(monkeypatch):
+def test_components_are_seen_as_the_engine_shows_them_to_stack_policies(prod):
     """Stack policies get each resource's *outputs* (the engine's AnalyzeStack sends
-    ``v.Outputs``); for a component those are exactly what it passed to ``register_outputs``.
-    The mocks normally drop those, so this records them during a fresh prod evaluation and
-    hands the policy custom resources' inputs and components' registered outputs."""
-    from pulumi.runtime import mocks as pulumi_mocks
-
-    from scripts.evaluate import evaluate_stack
-
-    registered: dict[str, dict] = {}
-
-    def record(self, request):
-        registered[request.urn] = json_format.MessageToDict(request.outputs)
-        return empty_pb2.Empty()
-
-    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResourceOutputs", record)
-    evaluation = evaluate_stack("prod")
-    for resource in evaluation.resources:
-        if not resource.custom:
-            # Component URNs carry the parent chain; match on type and name.
-            outputs = [
-                v
-                for urn, v in registered.items()
-                if urn.endswith(f"{resource.type}::{resource.name}")
-            ]
-            resource.inputs = outputs[0] if outputs else {}
-    reported = _run(POLICIES[pack.STACK_POLICY_NAME], _stack_args(evaluation.resources))
-    assert reported == []
+    ``v.Outputs``); for a component those are only what it passed to ``register_outputs``.
+    The harness hands posture and these tests the same shape, so a component that stops
+    registering what the rules read makes the stack policy fail here, not only in a preview."""
+    record = prod.named("objectives")
+    assert record.custom is False and record.inputs["objectives"]["stack"] == "prod"
+    audio = prod.named("creator-audio")
+    assert audio.inputs["dataset"] == "creator-audio" and audio.inputs["dataClass"] == "critical"
+    assert "bucket_names" in audio.inputs  # registered outputs, not constructor props
+    assert _run(POLICIES[pack.STACK_POLICY_NAME], _stack_args(prod.resources)) == []
