@@ -296,6 +296,8 @@ class DrStandby(pulumi.ComponentResource):
                 "standbyEndpoint": v["standby"],
                 "port": v["port"],
                 "replicaIdentifier": v["replica"],
+                # What a pilot-light standby is scaled to on failover.
+                "fullInstanceClass": db.instance_class,
             }
         )
         self.register_outputs(

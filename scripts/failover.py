@@ -114,6 +114,8 @@ class FailoverPlan:
     source_arn: str | None = None
     replication_slot: str | None = None
     dr_backup: Mapping[str, Any] | None = None
+    mode: str = "warm-standby"
+    full_instance_class: str | None = None
 
     @property
     def active_region_parameter(self) -> str:
@@ -169,6 +171,8 @@ def load_plan(stack: str, outputs: Mapping[str, Any], root: Path = ROOT) -> Fail
         source_arn=database.get("rdsInstanceArn"),
         replication_slot=database.get("replicationSlotName"),
         dr_backup=dr_backup,
+        mode=standby.get("mode", "warm-standby"),
+        full_instance_class=standby.get("fullInstanceClass"),
     )
 
 
@@ -562,10 +566,25 @@ def promote_rds(plan: FailoverPlan, aws: Aws, waiter_delay: int = 15) -> dict[st
         rds.promote_read_replica(
             DBInstanceIdentifier=ident, BackupRetentionPeriod=plan.pitr_window_days
         )
-    rds.get_waiter("db_instance_available").wait(
+    waiter = rds.get_waiter("db_instance_available")
+    waiter.wait(
         DBInstanceIdentifier=ident, WaiterConfig={"Delay": waiter_delay, "MaxAttempts": 120}
     )
-    return {"replica": ident, "was_replica_of": source, "already_promoted": not source}
+    result = {"replica": ident, "was_replica_of": source, "already_promoted": not source}
+    target_class = plan.full_instance_class
+    if plan.mode == "pilot-light" and target_class:
+        # A pilot light replicates on a small class; production load needs the full one.
+        current = describe_instance(rds, ident)["DBInstanceClass"]
+        if current != target_class:
+            rds.modify_db_instance(
+                DBInstanceIdentifier=ident, DBInstanceClass=target_class, ApplyImmediately=True
+            )
+            waiter.wait(
+                DBInstanceIdentifier=ident,
+                WaiterConfig={"Delay": waiter_delay, "MaxAttempts": 240},
+            )
+        result["scaled"] = {"from": current, "to": target_class}
+    return result
 
 
 def list_namespace_secrets(sm: Any, namespace: str) -> list[dict[str, Any]]:

@@ -236,3 +236,23 @@ def test_failback_is_not_automated_for_rds_and_says_so(world):
         )
     assert raised.value.code == ExitCode.PRECONDITION_FAILED
     assert "self-managed backend only" in str(raised.value)
+
+
+def test_pilot_light_rds_standby_is_scaled_to_the_full_class_on_promotion(world):
+    cloud, seeded, outputs, _, aws, journal = world
+    cloud.client("rds", DR).modify_db_instance(
+        DBInstanceIdentifier="dr-standby-replica",
+        DBInstanceClass="db.t4g.medium",
+        ApplyImmediately=True,
+    )
+    outputs["drStandby"].update(mode="pilot-light", fullInstanceClass="db.r6g.large")
+    plan = fo.load_plan("prod", outputs)
+    replica_lag(cloud, 1.0)
+    aws.expect_secret_promotions(seeded.secret_arns_dr)
+    report = _run(plan, aws, journal)
+    promote = report.steps[2]["result"]
+    assert promote["scaled"] == {"from": "db.t4g.medium", "to": "db.r6g.large"}
+    replica = cloud.client("rds", DR).describe_db_instances(
+        DBInstanceIdentifier="dr-standby-replica"
+    )["DBInstances"][0]
+    assert replica["DBInstanceClass"] == "db.r6g.large"
