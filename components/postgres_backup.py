@@ -595,9 +595,56 @@ def _self_managed_paths(objectives: Objectives) -> list[str]:
     return sorted(pgbr.render_all(objectives, sample))
 
 
+_HHMM = r"([01]\d|2[0-3]):([0-5]\d)"
+_BACKUP_WINDOW = re.compile(rf"^{_HHMM}-{_HHMM}$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MAINTENANCE_WINDOW = re.compile(rf"^({'|'.join(_DAYS)}):{_HHMM}-({'|'.join(_DAYS)}):{_HHMM}$")
+WEEK_MIN = 7 * 24 * 60
+
+
+def _week_minutes(day: str, hh: str, mm: str) -> int:
+    return _DAYS.index(day) * 1440 + int(hh) * 60 + int(mm)
+
+
+def check_rds_windows(backup_window: str, maintenance_window: str) -> None:
+    """RDS rejects a malformed window, a backup window under 30 minutes and overlapping windows;
+    say so before anything is declared instead of failing mid-deploy."""
+    backup = _BACKUP_WINDOW.match(backup_window)
+    if not backup:
+        raise ConfigError("backupWindow", backup_window, "hh:mm-hh:mm in UTC, e.g. 03:00-03:30")
+    start = int(backup[1]) * 60 + int(backup[2])
+    end = int(backup[3]) * 60 + int(backup[4])
+    length = (end - start) % 1440
+    if length < 30:
+        raise ConfigError("backupWindow", backup_window, "at least 30 minutes long")
+    maint = _MAINTENANCE_WINDOW.match(maintenance_window.lower())
+    if not maint:
+        raise ConfigError(
+            "maintenanceWindow",
+            maintenance_window,
+            "ddd:hh:mm-ddd:hh:mm in UTC, e.g. sun:04:00-sun:04:30",
+        )
+    m_start = _week_minutes(*maint.groups()[0:3])
+    m_end = _week_minutes(*maint.groups()[3:6])
+    m_length = (m_end - m_start) % WEEK_MIN
+    # The backup window recurs daily; the two overlap if any daily occurrence meets it.
+    for day in range(7):
+        b_start = day * 1440 + start
+        for offset in (-WEEK_MIN, 0, WEEK_MIN):
+            a0, a1 = b_start + offset, b_start + offset + length
+            if a0 < m_start + m_length and m_start < a1:
+                raise ConfigError(
+                    "maintenanceWindow",
+                    maintenance_window,
+                    f"a window that does not overlap the daily backup window {backup_window}",
+                )
+
+
 def _validate(args: PostgresBackupArgs) -> None:
     """Raise before any resource is declared: a half-declared database is worse than none."""
     backend = args.objectives.db_backend
+    if backend == "rds":
+        check_rds_windows(args.backup_window, args.maintenance_window)
     if backend in ("self-managed", "supabase") and args.postgres_provider is None:
         raise ConfigError(
             "postgresProvider",

@@ -412,3 +412,30 @@ def test_rds_rebuild_stack_warns_until_it_adopts_the_restored_instance(caplog):
     )
     assert "empty RDS instance" not in caplog.text
     assert ev.named("database-instance").import_id == "platform-dr-dr"
+
+
+@pytest.mark.parametrize(
+    "backup, maintenance, key, needle",
+    [
+        ("03:00-03:10", "sun:04:00-sun:04:30", "backupWindow", "at least 30 minutes"),
+        ("3:00-03:30", "sun:04:00-sun:04:30", "backupWindow", "hh:mm-hh:mm"),
+        ("03:00-03:30", "sunday 4am", "maintenanceWindow", "ddd:hh:mm-ddd:hh:mm"),
+        ("03:00-03:30", "sun:03:15-sun:04:00", "maintenanceWindow", "does not overlap"),
+        # The backup window crosses midnight into Monday's maintenance.
+        ("23:50-00:30", "mon:00:00-mon:00:30", "maintenanceWindow", "does not overlap"),
+    ],
+)
+def test_rds_windows_are_checked_before_anything_is_declared(backup, maintenance, key, needle):
+    args = pb.PostgresBackupArgs(
+        objectives=_objectives("prod", dbBackend="rds"),
+        backup_window=backup,
+        maintenance_window=maintenance,
+    )
+    with pytest.raises(ConfigError) as err:
+        pb.PostgresBackup("database", args)  # raises before the component registers
+    assert err.value.key == key and needle in str(err.value)
+
+
+def test_rds_windows_that_touch_but_do_not_overlap_are_fine():
+    pb.check_rds_windows("23:50-00:30", "mon:00:31-mon:01:00")
+    pb.check_rds_windows("03:00-03:30", "sun:04:00-sun:04:30")
