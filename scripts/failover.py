@@ -951,11 +951,11 @@ def _pg(tool: str) -> str:
     return str(PG_BIN / tool)
 
 
-def _run_pg(argv: Sequence[str], timeout: float = 600) -> str:
+def _run_pg(argv: Sequence[str], timeout: float = 600, env: Mapping[str, str] | None = None) -> str:
     from scripts.localpg import LocalPgError, run_as_postgres
 
     try:
-        return run_as_postgres(argv, timeout=timeout).stdout
+        return run_as_postgres(argv, timeout=timeout, env=env).stdout
     except LocalPgError as exc:
         raise DrctlError(str(exc), ExitCode.STEP_FAILED) from None
 
@@ -1032,6 +1032,16 @@ def _restore_host_config(
     chown_to_postgres(data_dir / "standby.signal")
 
 
+def split_password(dsn: str) -> tuple[str, dict[str, str]]:
+    """A conninfo without its password, and the password as PGPASSWORD.
+
+    Command lines are visible to every user of the host (ps); the environment is not.
+    """
+    parts = conninfo_to_dict(dsn)
+    password = parts.pop("password", None)
+    return make_conninfo(**parts), ({"PGPASSWORD": password} if password else {})
+
+
 def _replication_conninfo(dsn: str, application_name: str) -> str:
     """The upstream's conninfo for primary_conninfo, with its password left to a passfile."""
     parts = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password"}
@@ -1061,10 +1071,13 @@ def reseed_as_standby(
         upstream.execute("checkpoint")
     saved = _save_host_config(data_dir)
     _clean_shutdown(data_dir)
-    source = make_conninfo(upstream_dsn)
+    source, secret_env = split_password(upstream_dsn)
     conninfo = _replication_conninfo(upstream_dsn, application_name)
     try:
-        _run_pg([_pg("pg_rewind"), f"--target-pgdata={data_dir}", f"--source-server={source}"])
+        _run_pg(
+            [_pg("pg_rewind"), f"--target-pgdata={data_dir}", f"--source-server={source}"],
+            env=secret_env,
+        )
         _restore_host_config(data_dir, saved, conninfo, slot)
         _start(data_dir)
         return {"data_dir": str(data_dir), "method": "pg_rewind", "slot": slot}
@@ -1081,7 +1094,7 @@ def reseed_as_standby(
 
     make_postgres_dir(data_dir)
     argv = [_pg("pg_basebackup"), "-D", str(data_dir), "-d", source, "-X", "stream"]
-    _run_pg([*argv, "-c", "fast", "-S", slot])
+    _run_pg([*argv, "-c", "fast", "-S", slot], env=secret_env)
     _restore_host_config(data_dir, saved, conninfo, slot)
     _start(data_dir)
     return {

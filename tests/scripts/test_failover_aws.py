@@ -256,3 +256,12 @@ def test_pilot_light_rds_standby_is_scaled_to_the_full_class_on_promotion(world)
         DBInstanceIdentifier="dr-standby-replica"
     )["DBInstances"][0]
     assert replica["DBInstanceClass"] == "db.r6g.large"
+
+
+def test_passwords_never_reach_a_command_line_or_a_message():
+    conninfo, env = fo.split_password("postgresql://repl:s3cret@db.internal:5433/postgres")
+    assert "s3cret" not in conninfo and env == {"PGPASSWORD": "s3cret"}
+    assert "host=db.internal" in conninfo and "port=5433" in conninfo
+    plain, no_env = fo.split_password("host=x user=y")
+    assert sorted(plain.split()) == ["host=x", "user=y"] and no_env == {}
+    assert fo.redact("postgresql://repl:s3cret@db.internal:5433/app") == "db.internal:5433/app"
