@@ -522,7 +522,13 @@ def check_dr_backups(plan: FailoverPlan, aws: Aws) -> dict[str, Any]:
     replicated = [b for b in backups if b.get("DBInstanceArn") == spec["source_arn"]]
     if replicated:
         return {"present": True, "where": f"replicated automated backups in {plan.dr_region}"}
-    snapshots = rds.describe_db_snapshots().get("DBSnapshots", [])
+    # Copies of the source's snapshots, or snapshots of the replica itself; nothing unrelated.
+    ours = {spec["source_arn"].rsplit(":", 1)[-1], plan.replica_identifier}
+    snapshots = [
+        s
+        for s in rds.describe_db_snapshots().get("DBSnapshots", [])
+        if s.get("DBInstanceIdentifier") in ours
+    ]
     if snapshots:
         newest = max(s.get("SnapshotCreateTime") or dt.datetime.min for s in snapshots)
         return {

@@ -136,6 +136,17 @@ def test_missing_dr_backups_is_a_failed_precondition(cloud, tmp_path):
         "prod", outputs_for(seeded, backend="rds", primary=PRIMARY_HOST, standby=REPLICA_HOST)
     )
     replica_lag(cloud, 1.0)
+    # A snapshot of some other database in the region does not count.
+    rds_dr = cloud.client("rds", DR)
+    rds_dr.create_db_instance(
+        DBInstanceIdentifier="unrelated",
+        Engine="postgres",
+        DBInstanceClass="db.t4g.micro",
+        MasterUsername="postgres",
+        MasterUserPassword="not-a-real-password",
+        AllocatedStorage=20,
+    )
+    rds_dr.create_db_snapshot(DBInstanceIdentifier="unrelated", DBSnapshotIdentifier="other")
     with pytest.raises(DrctlError) as raised:
         _run(plan, CloudAws(cloud=cloud), tmp_path / "j.json")
     assert raised.value.code == ExitCode.PRECONDITION_FAILED
