@@ -16,8 +16,10 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from scripts import failover as fo
+from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
 from scripts.localpg import LocalCluster
 from tests.scripts.dr_cloud import (
@@ -282,8 +284,9 @@ def logical_pair():
 
 
 def test_supabase_failover_fences_the_publisher_and_promotes_the_subscriber(
-    cloud, logical_pair, tmp_path
+    cloud, logical_pair, tmp_path, monkeypatch
 ):
+    """Through the real `drctl failover` command: DSNs from the environment, JSON on stdout."""
     primary, dr = logical_pair
     cloud.reset()
     seeded = seed(cloud, primary_endpoint="db.abc.supabase.co", standby_endpoint=STANDBY_HOST)
@@ -297,12 +300,30 @@ def test_supabase_failover_fences_the_publisher_and_promotes_the_subscriber(
     writer.wait_for(200)
     aws = CloudAws(cloud=cloud)
     aws.expect_secret_promotions(seeded.secret_arns_dr)
-    dsns = fo.Connections(primary=primary.dsn(), standby=dr.dsn())
-    report = _failover(plan, aws, dsns, tmp_path / "failover.json")
+    monkeypatch.setattr(fo, "make_aws", lambda: aws)
+    monkeypatch.setenv("DRCTL_PRIMARY_DSN", primary.dsn())
+    monkeypatch.setenv("DRCTL_STANDBY_DSN", dr.dsn())
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(outputs))
+    journal = tmp_path / "failover.json"
+    args = [
+        "failover",
+        "--stack",
+        "prod",
+        "--outputs",
+        str(outputs_file),
+        "--journal",
+        str(journal),
+    ]
+    result = CliRunner().invoke(app, [*args, "--execute", "--yes", "--json"])
     writer.join(10)
 
-    assert report.status == "completed"
-    steps = {s["name"]: s["result"] for s in report.steps}
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "completed" and doc["rto_s"] > 0
+    assert all(s["duration_s"] is not None for s in doc["steps"])
+    assert primary.dsn() not in result.output and dr.dsn() not in journal.read_text()
+    steps = {s["name"]: s["result"] for s in doc["steps"]}
     assert steps["assess"]["method"].startswith("primary reachable")
     assert steps["isolate"]["fenced"] and steps["isolate"]["caught_up"]
     assert steps["promote"]["disabled_subscriptions"] == ["dr_sub"]
