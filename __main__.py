@@ -147,7 +147,15 @@ standby = DrStandby(
 
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
 pulumi.export("drStandby", standby.failover_outputs)
-pulumi.export("drStandbyMode", {"mode": standby.mode, "reason": standby.mode_reason})
+pulumi.export(
+    "drStandbyMode",
+    {
+        "mode": standby.mode,
+        "reason": standby.mode_reason,
+        # For the app tier's autoscaling group in the DR region (not part of this project).
+        "appMinCapacity": standby.app_min_capacity,
+    },
+)
 pulumi.export("alertTopicArns", alerts.topic_arns)
 pulumi.export(
     "database",

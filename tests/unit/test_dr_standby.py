@@ -28,7 +28,7 @@ from components.dr_standby import (
     split_endpoint,
 )
 from components.objectives import ConfigError, parse_objectives
-from scripts.evaluate import RecordingMocks
+from scripts.evaluate import RecordingMocks, evaluate_stack
 
 BASE = {
     "primaryRegion": "us-east-1",
@@ -346,3 +346,12 @@ def test_dr_rebuild_takes_over_prods_zone_and_records(prod, dr):
     )
     assert all(r.inputs["allowOverwrite"] is True for r in records)
     assert dr.outputs["drStandby"]["drRegion"] == "eu-west-1"
+
+
+def test_prod_exports_the_app_tier_capacity_of_the_chosen_posture(prod):
+    assert prod.outputs["drStandbyMode"]["appMinCapacity"] == 1
+    relaxed = evaluate_stack(
+        "prod", overrides={"criticalRto": "4h", "importantRto": "8h", "operationalRto": "24h"}
+    )
+    assert relaxed.outputs["drStandbyMode"]["mode"] == PILOT_LIGHT
+    assert relaxed.outputs["drStandbyMode"]["appMinCapacity"] == 0
