@@ -478,7 +478,10 @@ class DrStandby(pulumi.ComponentResource):
         self.replica_arn = replica.arn
         self.replica_id = replica.identifier
         self.standby_endpoint = replica.address
-        # ReplicaLag past half the RPO pages while there is still time to act on it.
+        # The replica is asynchronous: nothing else bounds what a region loss costs. ReplicaLag
+        # above the critical RPO pages within a minute, so the declared worst case is that RPO
+        # (the rule in policy/rules.py reads this alarm). A replica that stops reporting is not
+        # known to be in sync, so missing data breaches.
         critical = obj.of("critical")
         aws.cloudwatch.MetricAlarm(
             f"{name}-replica-lag",
@@ -488,12 +491,13 @@ class DrStandby(pulumi.ComponentResource):
             dimensions={"DBInstanceIdentifier": replica.identifier},
             statistic="Maximum",
             period=60,
-            evaluation_periods=3,
-            threshold=critical.rpo_s / 2,
+            evaluation_periods=1,
+            threshold=critical.rpo_s,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="breaching",
             alarm_description=(
-                f"DR replica lag above half the critical RPO ({format_duration(critical.rpo_s)})"
+                f"DR replica lag above the critical RPO ({format_duration(critical.rpo_s)}), or "
+                "the replica stopped reporting it"
             ),
             alarm_actions=[args.alarm_topic_arns[dr]],
             ok_actions=[args.alarm_topic_arns[dr]],

@@ -16,6 +16,9 @@ The backend comes from the objectives (``dbBackend``):
 - ``supabase`` (hosted): hosted PITR stays in one region and leaves Storage out, so it is not DR
   on its own. A Publication on the Supabase database feeds a Subscription on a DR-region Postgres,
   and scheduled ``pg_dump -Fc`` dumps (daily, plus a monthly archive) go to a replicated bucket.
+  The subscriber host publishes the subscription's lag every minute (a rendered systemd timer)
+  and a DR-region alarm at the critical RPO pages on a breach or on silence: that alarm is what
+  bounds the data lost with the primary region.
   The PITR add-on itself can only be enabled by the operator (``drctl supabase check``).
 
 pulumi-postgresql providers are never built here (house rule): the caller passes them in.
@@ -36,7 +39,14 @@ import pulumi_postgresql as postgresql
 
 from components import pgbackrest_config as pgbr
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
-from components.objectives import DAY, ConfigError, Objectives, Regions, class_tags
+from components.objectives import (
+    DAY,
+    ConfigError,
+    Objectives,
+    Regions,
+    class_tags,
+    format_duration,
+)
 from components.replicated_bucket import ObjectLock, ReplicatedBucket, ReplicatedBucketArgs
 
 DATASET = "database"
@@ -61,7 +71,8 @@ class PostgresBackupArgs:
     """Arguments of PostgresBackup. The backend is ``objectives.db_backend``.
 
     objectives: the stack's Objectives (PITR window, critical RPO, regions, lock mode).
-    alarm_topic_arns: region -> SNS topic for alarms; default none.
+    alarm_topic_arns: region -> SNS topic for alarms; default none (supabase needs the DR
+        region's, for the subscription lag alarm).
 
     rds:
     adopt_instance_id: identifier of an existing instance to import instead of creating one;
@@ -215,13 +226,57 @@ def _dump_script(bucket: str, key_arn: str, region: str, kind: str, pct: str) ->
     """pg_dump -Fc streamed straight to S3 under the dump bucket's key; nothing on local disk.
 
     The DSN comes from the environment (PUBLISHER_DSN, in a 0600 EnvironmentFile), never from
-    this text. ``pct`` is how a literal % is written: "%%" for systemd, "\\%" for cron.
+    this text. ``pct`` is how a literal % is written: "%" for systemd (systemd_exec_arg escapes
+    it), "\\%" for cron.
     """
     stamp = f"$(date -u +{pct}Y-{pct}m-{pct}dT{pct}H{pct}MZ)"
     target = f"s3://{bucket}/{DUMP_PREFIX}/{kind}/{stamp}.dump"
     return (
         'pg_dump --format=custom --no-owner --dbname="$PUBLISHER_DSN" | '
         f"aws s3 cp - {target} --region {region} --sse aws:kms --sse-kms-key-id {key_arn}"
+    )
+
+
+def systemd_exec_arg(script: str) -> str:
+    """``script`` as one double-quoted ExecStart word: systemd reads %% as % and $$ as $."""
+    escaped = script.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
+def _oneshot_service(description: str, script: str, env_file: str | None = None) -> str:
+    """A systemd oneshot service running the bash ``script`` with pipefail, as postgres."""
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description={description}",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "User=postgres",
+            *([f"EnvironmentFile={env_file}"] if env_file else []),
+            # pipefail: a failed first command must fail the unit even if the last one succeeded.
+            f"ExecStart=/bin/bash -o pipefail -c {systemd_exec_arg(script)}",
+            "",
+        ]
+    )
+
+
+def _timer(description: str, on_calendar: str, *extra: str) -> str:
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description={description}",
+            "",
+            "[Timer]",
+            f"OnCalendar={on_calendar}",
+            *extra,
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
     )
 
 
@@ -234,36 +289,12 @@ def render_dump_schedule(bucket: str, key_arn: str, region: str) -> dict[str, st
     ]
     for job in DUMP_JOBS:
         unit = f"supabase-dump-{job.kind}"
-        script = _dump_script(bucket, key_arn, region, job.kind, "%%")
-        files[f"systemd/{unit}.service"] = "\n".join(
-            [
-                "[Unit]",
-                f"Description=pg_dump -Fc of the Supabase database to S3 ({job.kind})",
-                "After=network-online.target",
-                "Wants=network-online.target",
-                "",
-                "[Service]",
-                "Type=oneshot",
-                "User=postgres",
-                f"EnvironmentFile={DUMP_ENV_FILE}",
-                # pipefail: a failed pg_dump must fail the unit even though aws s3 cp succeeded.
-                f"ExecStart=/bin/bash -o pipefail -c {shlex.quote(script)}",
-                "",
-            ]
+        script = _dump_script(bucket, key_arn, region, job.kind, "%")
+        files[f"systemd/{unit}.service"] = _oneshot_service(
+            f"pg_dump -Fc of the Supabase database to S3 ({job.kind})", script, DUMP_ENV_FILE
         )
-        files[f"systemd/{unit}.timer"] = "\n".join(
-            [
-                "[Unit]",
-                f"Description=Supabase logical dump ({job.kind})",
-                "",
-                "[Timer]",
-                f"OnCalendar={job.on_calendar}",
-                "Persistent=true",
-                "",
-                "[Install]",
-                "WantedBy=timers.target",
-                "",
-            ]
+        files[f"systemd/{unit}.timer"] = _timer(
+            f"Supabase logical dump ({job.kind})", job.on_calendar, "Persistent=true"
         )
         cron_script = _dump_script(bucket, key_arn, region, job.kind, "\\%")
         cron.append(
@@ -272,6 +303,58 @@ def render_dump_schedule(bucket: str, key_arn: str, region: str) -> dict[str, st
         )
     files["cron.d/supabase-dump"] = "\n".join(cron) + "\n"
     return files
+
+
+# The subscriber's lag as a CloudWatch metric: the alarm on it is what bounds a region loss.
+LAG_NAMESPACE = "platform-dr"
+LAG_METRIC = "SubscriptionLagSeconds"
+LAG_UNIT = "subscription-lag-monitor"
+
+
+def subscription_lag_sql(subscription: str) -> str:
+    """Seconds since the publisher's last position the subscriber has caught up to.
+
+    latest_end_time is the send time of the last keepalive the apply worker processed: messages
+    are applied in order, so while the worker is behind (or stopped) this age grows; idle, the
+    worker pings the publisher every wal_receiver_timeout/2, so it stays under about 30 s. Only
+    the main apply worker's row (relid null) with a running worker counts: no row, no number.
+    """
+    name = subscription.replace("'", "''")
+    return (
+        "select round(extract(epoch from now() - latest_end_time)::numeric, 1) "
+        f"from pg_stat_subscription where subname = '{name}' and relid is null "
+        "and pid is not null and latest_end_time is not null"
+    )
+
+
+def _lag_script(subscription: str, dbname: str, region: str) -> str:
+    # Nothing is published when the query gives no number: missing data is what the alarm
+    # treats as breaching, so a stopped worker or a dead monitor pages like a lag would.
+    sql = subscription_lag_sql(subscription)
+    return (
+        f"lag=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -d {shlex.quote(dbname)} "
+        f'-c "{sql}") && [ -n "$lag" ] && '
+        f"aws cloudwatch put-metric-data --region {region} --namespace {LAG_NAMESPACE} "
+        f"--metric-name {LAG_METRIC} --dimensions Subscription={subscription} "
+        '--unit Seconds --value "$lag"'
+    )
+
+
+def render_subscription_monitor(subscription: str, dbname: str, region: str) -> dict[str, str]:
+    """{relative path: text}: a service+timer that publishes the subscription's lag every minute.
+
+    Runs on the DR subscriber host as postgres (local socket; PGHOST/PGPORT if set), with the
+    host's instance profile, into ``region`` (the DR region, where the alarm is).
+    """
+    script = _lag_script(subscription, dbname, region)
+    return {
+        f"systemd/{LAG_UNIT}.service": _oneshot_service(
+            f"publish the lag of subscription {subscription} to CloudWatch", script
+        ),
+        f"systemd/{LAG_UNIT}.timer": _timer(
+            f"subscription {subscription} lag, every minute", "minutely", "AccuracySec=5s"
+        ),
+    }
 
 
 # -- the component -------------------------------------------------------------------------------
@@ -564,6 +647,63 @@ class PostgresBackup(pulumi.ComponentResource):
         ).apply(lambda v: render_dump_schedule(v[0], v[1], regions.primary))
         for path in render_dump_schedule("b", "k", "r"):
             self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
+        self._subscription_lag(args)
+
+    def _subscription_lag(self, args: PostgresBackupArgs) -> None:
+        """The subscription's lag, published every minute by the subscriber host, and its alarm.
+
+        A logical subscription has no lag bound of its own. The alarm at the critical RPO makes
+        one: a breach pages, so the declared worst case on region loss is its threshold. Missing
+        data breaches too (a stopped apply worker or a dead monitor publishes nothing).
+        """
+        objectives, name = args.objectives, self._name
+        dr = objectives.regions.dr
+        for path, text in render_subscription_monitor(SUBSCRIPTION, args.database, dr).items():
+            self.artefacts[path] = pulumi.Output.from_input(text)
+        # PutMetricData has no resource ARN; the namespace condition is its only scope.
+        aws.iam.RolePolicy(
+            f"{name}-dump-host-metrics",
+            role=self.host_role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "PublishSubscriptionLag",
+                            "Effect": "Allow",
+                            "Action": ["cloudwatch:PutMetricData"],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"cloudwatch:namespace": LAG_NAMESPACE}},
+                        }
+                    ],
+                }
+            ),
+            opts=self._child,
+        )
+        rpo = objectives.of("critical").rpo_s
+        topic = args.alarm_topic_arns[dr]
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-subscription-lag",
+            region=dr,
+            namespace=LAG_NAMESPACE,
+            metric_name=LAG_METRIC,
+            dimensions={"Subscription": SUBSCRIPTION},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=1,
+            threshold=rpo,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="breaching",
+            alarm_description=(
+                f"subscription {SUBSCRIPTION} in {dr} is more than the critical RPO "
+                f"({format_duration(rpo)}) behind the Supabase database, or its lag monitor "
+                "stopped reporting"
+            ),
+            alarm_actions=[topic],
+            ok_actions=[topic],
+            tags=class_tags("critical", DATASET),
+            opts=self._child,
+        )
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -659,6 +799,11 @@ def _validate(args: PostgresBackupArgs) -> None:
         if args.publisher_conninfo is None:
             raise ConfigError(
                 "publisherConninfo", None, "the Supabase database's connection string (secret)"
+            )
+        dr = args.objectives.regions.dr
+        if dr not in args.alarm_topic_arns:
+            raise ConfigError(
+                "alarm_topic_arns", sorted(args.alarm_topic_arns), f"a topic in {dr} (lag alarm)"
             )
     if backend == "self-managed":
         # Fails early (ConfigError naming criticalRpo) if WAL archiving cannot meet the RPO.

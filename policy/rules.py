@@ -556,9 +556,54 @@ def backup_coverage(resources: Sequence[Resource], objectives: Mapping) -> dict[
 
 
 # ---------------------------------------------------------------------------------------------
+# Lag alarms: how an asynchronous database copy gets a region-loss bound.
+
+LAG_ALARM_TYPE = "aws:cloudwatch/metricAlarm:MetricAlarm"
+_ABOVE = ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
+
+
+def lag_alarm_bound(
+    alarm: Resource | None, namespace: str, metric: str, dimension: str, region: str | None
+) -> tuple[int | None, str]:
+    """(bound in seconds or None, why) for an alarm on a copy's lag.
+
+    The house rule for asynchronous copies (as for S3 replication without RTC): a lag alarm that
+    pages is the declared bound, at its threshold. It only counts when it watches the right metric
+    of the copy in its region, takes the maximum, fires above a threshold, notifies someone, and
+    treats missing data as breaching (a copy or monitor that stops reporting is not in sync).
+    """
+    if alarm is None or alarm.type != LAG_ALARM_TYPE:
+        return None, f"no {metric} alarm"
+    props = _whole(dict(alarm.props))
+    threshold = props.get("threshold")
+    checks = [
+        (
+            (props.get("namespace"), props.get("metricName")) == (namespace, metric),
+            f"watches {props.get('namespace')}/{props.get('metricName')}",
+        ),
+        (dimension in (props.get("dimensions") or {}), f"has no {dimension} dimension"),
+        (
+            region is None or props.get("region") == region,
+            f"is in {props.get('region')}, not {region}",
+        ),
+        (props.get("statistic") == "Maximum", f"takes the {props.get('statistic')}"),
+        (props.get("comparisonOperator") in _ABOVE, f"fires {props.get('comparisonOperator')}"),
+        (isinstance(threshold, int | float) and threshold > 0, "has no threshold"),
+        (bool(_as_list(props.get("alarmActions"))), "notifies no one"),
+        (props.get("treatMissingData") == "breaching", "ignores missing data"),
+    ]
+    failed = [why for ok, why in checks if not ok]
+    if failed:
+        return None, f"{metric} alarm {', '.join(failed)}"
+    return int(threshold), f"{metric} alarm at {fmt_s(int(threshold))}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Database (components/postgres_backup.py): PITR window and worst-case RPO per backend.
 
 POSTGRES_BACKUP_TYPE = "platform-dr:postgres_backup:PostgresBackup"
+# What the supabase subscriber's lag monitor publishes (components/postgres_backup.py).
+SUBSCRIPTION_LAG_NAMESPACE, SUBSCRIPTION_LAG_METRIC = "platform-dr", "SubscriptionLagSeconds"
 RDS_LOG_UPLOAD_S = 300  # RDS uploads transaction logs to S3 every 5 minutes
 
 
@@ -569,8 +614,10 @@ def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mappin
     the bound is archive_timeout + pgBackRest's push timeout (the same sum as
     components.pgbackrest_config.ArchiveTiming.worst_case_rpo_s, recomputed here from the
     declared values). rds: 5-minute log upload in-region, but cross-region automated-backup
-    replication has no published lag bound, so none is claimed. supabase: the logical
-    subscription has no declared lag bound; only the daily dump bounds a region loss.
+    replication has no published lag bound, so none is claimed here (the DR read replica's lag
+    alarm is ``dr_standby_mechanisms``' bound). supabase: the subscription's lag alarm in the DR
+    region (``lag_alarm_bound``) when one is declared, else only the daily dump bounds a region
+    loss.
     """
     named = by_name(resources)
     regions = _get(objectives, "regions", default={})
@@ -644,11 +691,25 @@ def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mappin
             has_pub = any(r.type.endswith("/publication:Publication") for r in resources)
             if not (has_sub and has_pub):
                 problems.append(f"{dataset}: no publication/subscription to a DR-region Postgres")
-            rpo = props.get("dumpIntervalS")
+            dump_s = props.get("dumpIntervalS")
+            lag_s, lag = lag_alarm_bound(
+                named.get(f"{name}-subscription-lag"),
+                SUBSCRIPTION_LAG_NAMESPACE,
+                SUBSCRIPTION_LAG_METRIC,
+                "Subscription",
+                regions.get("dr"),
+            )
+            if lag_s is not None and has_sub:
+                bound = f"lag bounded by the {lag} in {regions.get('dr')}"
+            else:
+                bound = f"lag not bounded: {lag}" if has_sub else "no subscription"
+                lag_s = None
+            known = [v for v in (lag_s, dump_s) if v]
+            rpo = min(known) if known else None
             description = (
                 f"{dataset} (supabase): hosted PITR in one region (add-on, checked by drctl "
-                "supabase check); logical replication to a DR-region subscriber (lag not bounded "
-                f"by any declared setting); pg_dump every {fmt_s(rpo)} to a replicated bucket"
+                f"supabase check); logical replication to a DR-region subscriber ({bound}); "
+                f"pg_dump every {fmt_s(dump_s)} to a replicated bucket"
             )
         else:
             continue
@@ -708,21 +769,40 @@ def dr_standby_mechanisms(resources: Sequence[Resource], objectives: Mapping) ->
             problems.append("no health-check alarm in us-east-1, where Route 53 metrics live")
         elif not _as_list(alarm.props.get("alarmActions")):
             problems.append("the health-check alarm notifies no one")
+        rpo, copy = None, ""
         if props.get("backend") == "rds":
+            dr = props.get("drRegion")
             replica = named.get(f"{name}-replica")
+            sound = False
             if replica is None or not replica.props.get("replicateSourceDb"):
                 problems.append("no cross-region read replica")
-            elif replica.props.get("region") != props.get("drRegion"):
+            elif replica.props.get("region") != dr:
                 problems.append("the read replica is not in the DR region")
             elif not replica.props.get("storageEncrypted"):
                 problems.append("the read replica is not encrypted")
+            else:
+                sound = True
+            if sound:
+                # An asynchronous replica: its lag alarm is the only bound on a region loss.
+                rpo, lag = lag_alarm_bound(
+                    named.get(f"{name}-replica-lag"),
+                    "AWS/RDS",
+                    "ReplicaLag",
+                    "DBInstanceIdentifier",
+                    dr,
+                )
+                copy = (
+                    f"; read replica in {dr}, {lag}"
+                    if rpo is not None
+                    else f"; read replica in {dr}, lag not bounded: {lag}"
+                )
         description = (
             f"database (DR standby in {props.get('drRegion')}): {props.get('mode')}, because "
-            f"{props.get('reason')}; Route 53 failover records with a health check"
+            f"{props.get('reason')}; Route 53 failover records with a health check{copy}"
         )
         found.append(
             Mechanism(
-                "database", "critical", description, None, True, [f"{name}: {p}" for p in problems]
+                "database", "critical", description, rpo, True, [f"{name}: {p}" for p in problems]
             )
         )
     return found

@@ -109,10 +109,32 @@ def test_supabase_compliant_and_non_compliant():
     )
     pub = _r("postgresql:index/publication:Publication", "db-publication")
     sub = _r("postgresql:index/subscription:Subscription", "db-subscription")
+    # Without a lag alarm only the daily dump bounds a region loss.
     (m,) = rules.postgres_backup_mechanisms([comp, pub, sub], OBJ)
-    assert m.problems == [] and m.rpo_s == 86400 and "lag not bounded" in m.description
+    assert m.problems == [] and m.rpo_s == 86400
+    assert "lag not bounded: no SubscriptionLagSeconds alarm" in m.description
     (m,) = rules.postgres_backup_mechanisms([comp, pub], OBJ)
     assert m.problems == ["database: no publication/subscription to a DR-region Postgres"]
+    # With one, the alarm's threshold is the bound...
+    alarm = _r(
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "db-subscription-lag",
+        region="us-west-2",
+        namespace="platform-dr",
+        metricName="SubscriptionLagSeconds",
+        dimensions={"Subscription": "platform_dr_sub"},
+        statistic="Maximum",
+        comparisonOperator="GreaterThanThreshold",
+        threshold=600.0,
+        alarmActions=["arn:aws:sns:us-west-2:111122223333:alerts"],
+        treatMissingData="breaching",
+    )
+    (m,) = rules.postgres_backup_mechanisms([comp, pub, sub, alarm], OBJ)
+    assert m.problems == [] and m.rpo_s == 600
+    assert "SubscriptionLagSeconds alarm at 10 min in us-west-2" in m.description
+    # ...but not without a subscription to be lagging.
+    (m,) = rules.postgres_backup_mechanisms([comp, pub, alarm], OBJ)
+    assert m.rpo_s == 86400 and "no subscription" in m.description
 
 
 @functools.cache
@@ -136,11 +158,12 @@ def test_declared_worst_case_equals_the_pgbackrest_derivation(rpo):
     assert critical.datasets["database"] == mechanism.rpo_s
 
 
-def test_supabase_daily_dump_does_not_meet_a_15_minute_rpo_and_posture_says_so():
+def test_supabase_subscription_lag_alarm_bounds_the_database_at_the_rpo():
+    # The daily dump alone would be 1 d; tests/policy/test_database_lag_bound.py removes the
+    # alarm and shows that verdict.
     mechanism, critical = _verdict("supabase")
-    assert mechanism.rpo_s == 86400
-    assert not critical.met
-    assert "database: worst case 1 d exceeds the RPO 15 min" in critical.problems
+    assert mechanism.rpo_s == 900 and critical.met
+    assert critical.datasets["database"] == 900
 
 
 # -- RDS resource rules (compliant and non-compliant case each) -------------------------------

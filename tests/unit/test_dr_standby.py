@@ -194,8 +194,19 @@ def test_rds_gets_an_encrypted_cross_region_read_replica_with_a_dr_key():
     assert replica.tags["backup-class"] == "critical"
     (group,) = by_type(records, "aws:rds/subnetGroup:SubnetGroup")
     assert len(group.inputs["subnetIds"]) == 2
-    lag = named(records, "dr-replica-lag").inputs
-    assert lag["threshold"] == 450 and lag["alarmActions"] == [TOPICS["us-west-2"]]
+    alarm = named(records, "dr-replica-lag")
+    lag = alarm.inputs
+    assert alarm.region == "us-west-2"
+    assert (lag["namespace"], lag["metricName"]) == ("AWS/RDS", "ReplicaLag")
+    # The replica's own identifier, as the mocks answered it (the primary's would be wrong).
+    assert lag["dimensions"] == {"DBInstanceIdentifier": "dr-replica"}
+    assert (lag["statistic"], lag["period"], lag["evaluationPeriods"]) == ("Maximum", 60, 1)
+    # The critical RPO (15 min), the bound posture reports for a region loss.
+    assert lag["threshold"] == 900 == objectives().of("critical").rpo_s
+    assert lag["comparisonOperator"] == "GreaterThanThreshold"
+    assert lag["treatMissingData"] == "breaching"
+    assert lag["alarmActions"] == lag["okActions"] == [TOPICS["us-west-2"]]
+    assert alarm.tags["backup-class"] == "critical" and alarm.tags["dr-dataset"] == "database"
     outputs = resolve(component.failover_outputs)
     assert outputs["backend"] == "rds" and outputs["replicaIdentifier"] == "dr-replica"
     assert outputs["standbyEndpoint"].endswith(".us-west-2.rds.amazonaws.com")
