@@ -312,6 +312,60 @@ def test_supabase_publication_subscription_and_dump_bucket(stack):
     assert "\\%Y" in files["cron.d/supabase-dump"]  # cron needs it escaped
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_supabase_subscription_lag_alarm_and_monitor(stack):
+    ev = _evaluate(stack, "supabase")
+    dr = ev.outputs["regions"]["dr"]
+    alarm = ev.named("database-subscription-lag")
+    lag = alarm.inputs
+    assert alarm.region == dr
+    assert (lag["namespace"], lag["metricName"]) == (pb.LAG_NAMESPACE, pb.LAG_METRIC)
+    sub = _one(ev, "postgresql:index/subscription:Subscription").inputs
+    assert lag["dimensions"] == {"Subscription": sub["name"]} == {"Subscription": pb.SUBSCRIPTION}
+    assert (lag["statistic"], lag["period"], lag["evaluationPeriods"]) == ("Maximum", 60, 1)
+    assert lag["threshold"] == _objectives(stack).of("critical").rpo_s == 900
+    assert lag["comparisonOperator"] == "GreaterThanThreshold"
+    assert lag["treatMissingData"] == "breaching"  # no metric = the monitor is dead
+    topic = ev.outputs["alertTopicArns"][dr]
+    assert lag["alarmActions"] == lag["okActions"] == [topic]
+    assert alarm.tags["backup-class"] == "critical" and alarm.tags["dr-dataset"] == "database"
+    # The host may publish that metric and nothing else.
+    doc = json.loads(ev.named("database-dump-host-metrics").inputs["policy"])
+    (statement,) = doc["Statement"]
+    assert statement["Action"] == ["cloudwatch:PutMetricData"]
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "platform-dr"}}
+    assert iam_no_wildcard_actions({"policy": json.dumps(doc)}) == []
+    files = ev.outputs["databaseArtefacts"]
+    service = files["systemd/subscription-lag-monitor.service"]
+    assert f"where subname = '{pb.SUBSCRIPTION}'" in service and "pg_stat_subscription" in service
+    assert f"--region {dr} --namespace platform-dr --metric-name SubscriptionLagSeconds" in service
+    assert f"--dimensions Subscription={pb.SUBSCRIPTION}" in service
+    assert "$$lag" in service  # systemd needs $ doubled
+    assert "OnCalendar=minutely" in files["systemd/subscription-lag-monitor.timer"]
+
+
+@pytest.mark.parametrize("backend", ("rds", "self-managed"))
+def test_other_backends_have_no_subscription_monitor(backend):
+    ev = _evaluate("prod", backend)
+    assert not any(r.name == "database-subscription-lag" for r in ev.resources)
+    assert not any("subscription-lag" in path for path in ev.outputs["databaseArtefacts"])
+
+
+def test_supabase_needs_a_dr_alarm_topic():
+    objectives = _objectives("prod", dbBackend="supabase")
+    provider = object()  # never used: validation stops first
+    args = pb.PostgresBackupArgs(
+        objectives=objectives,
+        alarm_topic_arns={"us-east-1": "arn:aws:sns:us-east-1:111122223333:alerts"},
+        postgres_provider=provider,
+        dr_postgres_provider=provider,
+        publisher_conninfo="host=db.abc.supabase.co",
+    )
+    with pytest.raises(ConfigError) as err:
+        pb.PostgresBackup("database", args)
+    assert err.value.key == "alarm_topic_arns" and "a topic in us-west-2" in str(err.value)
+
+
 # -- secrets --------------------------------------------------------------------------------------
 
 
