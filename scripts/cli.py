@@ -32,16 +32,17 @@ def _root() -> None:
 # Each module defines register(app) and adds its own commands; one line per module keeps
 # parallel work on different commands from touching the same lines.
 COMMAND_MODULES = [
+    # in the order an operator reaches for them: check, prove, back up and restore, then runbooks
     "scripts.posture",
-    "scripts.object_recovery",
-    "scripts.drill",
-    "scripts.backup",
-    "scripts.render",
-    "scripts.supabase",
-    "scripts.config_sync",
-    "scripts.failover",
-    "scripts.rebuild",
     "scripts.verify",
+    "scripts.drill",
+    "scripts.backup",  # backup, restore
+    "scripts.object_recovery",  # restore-objects
+    "scripts.config_sync",  # config export | import | diff
+    "scripts.render",
+    "scripts.failover",  # failover, failback
+    "scripts.rebuild",
+    "scripts.supabase",
 ]
 
 for module_name in COMMAND_MODULES:
