@@ -49,6 +49,14 @@ def parse_target_time(value: str) -> datetime | None:
 # -- backup ----------------------------------------------------------------------------------------
 
 
+def check_backup_type(backup_type: str) -> None:
+    if backup_type not in BACKUP_TYPES:
+        raise DrctlError(
+            f"--type {backup_type!r} is not valid: one of {', '.join(BACKUP_TYPES)}",
+            ExitCode.INVALID_CONFIG,
+        )
+
+
 def run_backup(
     backrest, backup_type: str, repos: list[int] | None = None
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -56,11 +64,7 @@ def run_backup(
 
     Returns (one record per repo, all succeeded).
     """
-    if backup_type not in BACKUP_TYPES:
-        raise DrctlError(
-            f"--type {backup_type!r} is not valid: one of {', '.join(BACKUP_TYPES)}",
-            ExitCode.INVALID_CONFIG,
-        )
+    check_backup_type(backup_type)
     records: list[dict[str, Any]] = []
     ok = True
     for repo in repos or backrest.repo_indexes():
@@ -207,6 +211,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Take a pgBackRest backup of the self-managed database into every repository."""
         try:
+            check_backup_type(backup_type)  # a bad --type is named before any config is read
             _self_managed_only(stack, "backup")
             backrest = _backrest(config, stanza)
             records, ok = run_backup(backrest, backup_type, repo or None)
