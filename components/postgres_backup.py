@@ -316,7 +316,8 @@ def subscription_lag_sql(subscription: str) -> str:
 
     latest_end_time is the send time of the last keepalive the apply worker processed: messages
     are applied in order, so while the worker is behind (or stopped) this age grows; idle, the
-    worker pings the publisher every wal_receiver_timeout/2, so it stays under about 30 s. Only
+    worker pings the publisher every wal_receiver_timeout/2, so it stays under about 30 s (plus
+    any clock skew between the two hosts: the time is the publisher's). Only
     the main apply worker's row (relid null) with a running worker counts: no row, no number.
     """
     name = subscription.replace("'", "''")

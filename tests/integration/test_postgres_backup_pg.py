@@ -46,7 +46,8 @@ def _exec_start(unit: str) -> list[str]:
     command = line.removeprefix("ExecStart=")
     # systemd: %% is a literal %; any other % would be a specifier and must not appear.
     assert "%" not in command.replace("%%", ""), command
-    return shlex.split(command.replace("%%", "%"))
+    # ...and $$ a literal $ (a lone $NAME word would be an environment substitution).
+    return [arg.replace("$$", "$") for arg in shlex.split(command.replace("%%", "%"))]
 
 
 @pytest.fixture
