@@ -132,6 +132,7 @@ standby = DrStandby(
             source_arn=database.rds_instance_arn if backend == "rds" else None,
             replication_slot_name=database.replication_slot_name,
             publication_name=database.publication_name,
+            subscription_name=database.subscription_name,
             port=db_settings.port,
             instance_class=db_settings.rds_instance_class,
             kms_key_arn=database.key.arns[regions.dr] if backend == "rds" else None,

@@ -152,6 +152,7 @@ class StandbyDatabase:
     source_arn: rds only; ARN of the source instance (a cross-region replica needs the ARN).
     replication_slot_name: self-managed only; the physical slot the standby streams from.
     publication_name: supabase only; the publication the DR-region subscriber subscribes to.
+    subscription_name: supabase only; the subscription on the DR-region subscriber.
     replication_user: role the standby connects as; default "replicator" (its password lives in
         a passfile on the standby host, never in this config).
     port: database port; default 5432.
@@ -168,6 +169,7 @@ class StandbyDatabase:
     source_arn: pulumi.Input[str] | None = None
     replication_slot_name: pulumi.Input[str] | None = None
     publication_name: pulumi.Input[str] | None = None
+    subscription_name: pulumi.Input[str] | None = None
     replication_user: str = "replicator"
     port: int = 5432
     instance_class: str = "db.r6g.large"
@@ -528,14 +530,14 @@ class DrStandby(pulumi.ComponentResource):
             ).apply(lambda v: render_standby_config(v[0], v[1], db.replication_user, v[2]))
         else:
             self.subscription_target = pulumi.Output.all(
-                self.standby_endpoint, db.publication_name
+                self.standby_endpoint, db.publication_name, db.subscription_name
             ).apply(
                 lambda v: {
                     "host": v[0],
                     "port": db.port,
                     "dbname": db.dbname,
                     "publication": v[1],
-                    "subscription": f"{name.replace('-', '_')}_dr",
+                    "subscription": v[2],
                 }
             )
 

@@ -400,6 +400,7 @@ class PostgresBackup(pulumi.ComponentResource):
         self.automated_backups_replication_arn: pulumi.Output[str] | None = None
         self.replication_slot_name: str | None = None
         self.publication_name: str | None = None
+        self.subscription_name: str | None = None
         self.repo_bucket_names: dict[str, pulumi.Output[str]] | None = None
         self.dump_bucket_names: dict[str, pulumi.Output[str]] | None = None
         self.artefacts: dict[str, pulumi.Output[str]] = {}
@@ -608,6 +609,7 @@ class PostgresBackup(pulumi.ComponentResource):
             opts=publisher,
         )
         self.publication_name = PUBLICATION
+        self.subscription_name = SUBSCRIPTION
         postgresql.Subscription(
             f"{name}-subscription",
             name=SUBSCRIPTION,

@@ -41,7 +41,7 @@ TOPICS = {
 DATABASES = {
     "rds": StandbyDatabase(source_arn="arn:aws:rds:us-east-1:111122223333:db:prod-db"),
     "self-managed": StandbyDatabase(replication_slot_name="dr_standby"),
-    "supabase": StandbyDatabase(publication_name="dr_pub"),
+    "supabase": StandbyDatabase(publication_name="dr_pub", subscription_name="dr_sub"),
 }
 
 
@@ -235,7 +235,7 @@ def test_supabase_exposes_the_subscription_target():
     _, component = standby("supabase")
     target = resolve(component.subscription_target)
     assert target["publication"] == "dr_pub" and target["port"] == 5432
-    assert target["subscription"] == "dr_dr"
+    assert target["subscription"] == "dr_sub"
 
 
 @pytest.mark.parametrize("backend", sorted(DATABASES))
