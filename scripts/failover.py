@@ -342,6 +342,39 @@ def check_lag(reading: LagReading, rpo_s: int, accept_data_loss: bool) -> bool:
     return False
 
 
+def _connectable_databases(conn: psycopg.Connection) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "select datname from pg_database where datallowconn and not datistemplate"
+        ).fetchall()
+    ]
+
+
+def _default_read_only(
+    conn: psycopg.Connection, backend: str, databases: list[str], on: bool
+) -> None:
+    setting = (
+        "set default_transaction_read_only = on" if on else "reset default_transaction_read_only"
+    )
+    if backend == "self-managed":
+        conn.execute(f"alter system {setting}")
+        conn.execute("select pg_reload_conf()")
+        return
+    # Hosted Postgres has no ALTER SYSTEM; per-database settings do the same for new sessions.
+    for db in databases:
+        conn.execute(sql.SQL("alter database {} " + setting).format(sql.Identifier(db)))
+
+
+def _connection_limit(conn: psycopg.Connection, databases: list[str], limit: int) -> None:
+    for db in databases:
+        conn.execute(
+            sql.SQL("alter database {} connection limit {}").format(
+                sql.Identifier(db), sql.Literal(limit)
+            )
+        )
+
+
 def fence(conn: psycopg.Connection, backend: str) -> dict[str, Any]:
     """Stop a primary from taking writes, without stopping it (it still serves reads).
 
@@ -351,25 +384,9 @@ def fence(conn: psycopg.Connection, backend: str) -> dict[str, Any]:
     """
     # Our own session keeps writing the fence after the reload makes new sessions read-only.
     conn.execute("set default_transaction_read_only = off")
-    databases = [
-        r[0]
-        for r in conn.execute(
-            "select datname from pg_database where datallowconn and not datistemplate"
-        ).fetchall()
-    ]
-    if backend == "self-managed":
-        conn.execute("alter system set default_transaction_read_only = on")
-        conn.execute("select pg_reload_conf()")
-    else:
-        # Hosted Postgres has no ALTER SYSTEM; per-database settings do the same for new sessions.
-        for db in databases:
-            conn.execute(
-                sql.SQL("alter database {} set default_transaction_read_only = on").format(
-                    sql.Identifier(db)
-                )
-            )
-    for db in databases:
-        conn.execute(sql.SQL("alter database {} connection limit 0").format(sql.Identifier(db)))
+    databases = _connectable_databases(conn)
+    _default_read_only(conn, backend, databases, on=True)
+    _connection_limit(conn, databases, 0)
     terminated = conn.execute(
         "select count(*) filter (where pg_terminate_backend(pid)) from pg_stat_activity "
         "where backend_type = 'client backend' and pid <> pg_backend_pid()"
@@ -383,24 +400,9 @@ def fence(conn: psycopg.Connection, backend: str) -> dict[str, Any]:
 
 def unfence(conn: psycopg.Connection, backend: str) -> None:
     conn.execute("set default_transaction_read_only = off")
-    databases = [
-        r[0]
-        for r in conn.execute(
-            "select datname from pg_database where datallowconn and not datistemplate"
-        ).fetchall()
-    ]
-    if backend == "self-managed":
-        conn.execute("alter system reset default_transaction_read_only")
-        conn.execute("select pg_reload_conf()")
-    else:
-        for db in databases:
-            conn.execute(
-                sql.SQL("alter database {} reset default_transaction_read_only").format(
-                    sql.Identifier(db)
-                )
-            )
-    for db in databases:
-        conn.execute(sql.SQL("alter database {} connection limit -1").format(sql.Identifier(db)))
+    databases = _connectable_databases(conn)
+    _default_read_only(conn, backend, databases, on=False)
+    _connection_limit(conn, databases, -1)
 
 
 def wait_received(
