@@ -380,6 +380,7 @@ class DrStandby(pulumi.ComponentResource):
             from_port=port,
             to_port=port,
             description="database port from the DR app tier only",
+            tags=tags,
             opts=child,
         )
         aws.vpc.SecurityGroupEgressRule(
@@ -391,6 +392,7 @@ class DrStandby(pulumi.ComponentResource):
             from_port=port,
             to_port=port,
             description="app tier to the database",
+            tags=tags,
             opts=child,
         )
         for sg_name, sg in (("app", app_sg), ("db", db_sg)):
@@ -403,6 +405,7 @@ class DrStandby(pulumi.ComponentResource):
                 from_port=443,
                 to_port=443,
                 description="AWS APIs (S3, KMS, Secrets Manager) over TLS",
+                tags=tags,
                 opts=child,
             )
         if args.objectives.db_backend != "rds":
@@ -416,6 +419,7 @@ class DrStandby(pulumi.ComponentResource):
                 from_port=port,
                 to_port=port,
                 description="replication connection to the primary database",
+                tags=tags,
                 opts=child,
             )
         self.vpc_id = vpc.id

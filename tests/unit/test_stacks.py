@@ -82,3 +82,20 @@ def test_supabase_standby_targets_the_subscription_the_database_declares():
     evaluation = evaluate_stack("prod", overrides={"dbBackend": "supabase"})
     (subscription,) = evaluation.of_type("postgresql:index/subscription:Subscription")
     assert subscription.inputs["name"] == SUBSCRIPTION
+
+
+@pytest.mark.parametrize("stack", ["prod", "dr"])
+def test_every_taggable_aws_resource_carries_its_backup_class(request, stack):
+    """AWS Backup selects on backup-class and posture groups by it: nothing taggable is left out."""
+    import importlib
+    import inspect
+
+    untagged = []
+    for resource in request.getfixturevalue(stack).resources:
+        if not resource.type.startswith("aws:") or not resource.custom:
+            continue
+        module, cls = resource.type.split(":")[1].split("/")[0], resource.type.split(":")[2]
+        init = getattr(importlib.import_module(f"pulumi_aws.{module}"), cls)._internal_init
+        if "tags" in inspect.signature(init).parameters and "backup-class" not in resource.tags:
+            untagged.append(resource.name)
+    assert untagged == []
