@@ -64,7 +64,9 @@ def posture_in(tree: Path, stack: str) -> dict[str, Any] | None:
     )
     # posture exits 1 when a class is not met: that is a posture, not a failure.
     if result.returncode not in (ExitCode.OK, ExitCode.OBJECTIVE_NOT_MET) or not result.stdout:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        # The last line that says something: rich draws boxes around click's usage errors.
+        said = [ln.strip(" │╭╮╰╯─") for ln in result.stderr.splitlines()]
+        last = ([ln for ln in said if ln] or ["no output"])[-1]
         raise DrctlError(
             f"posture of stack {stack} could not be evaluated in {tree}: {last}",
             ExitCode.PRECONDITION_FAILED,
