@@ -46,7 +46,7 @@ from typing import Any
 
 import boto3
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from components.objectives import AWS_REGIONS, PROJECT, ConfigError, class_tags, parse_objectives
 from components.secrets_backup import (
@@ -661,6 +661,11 @@ def _run(action: Callable[[], Any]) -> Any:
         fail(str(err), ExitCode.INVALID_CONFIG)
     except DrctlError as err:
         fail(str(err), err.code)
+    except NoCredentialsError:
+        fail(
+            "no AWS credentials: set AWS_PROFILE or the AWS_* variables, then run again",
+            ExitCode.PRECONDITION_FAILED,
+        )
     except (ClientError, BotoCoreError) as err:
         fail(f"AWS call failed: {_code(err)}", ExitCode.STEP_FAILED)
 

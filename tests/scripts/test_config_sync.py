@@ -461,3 +461,19 @@ def test_export_refuses_a_securestring_under_the_aws_managed_key(world):
     assert f"SecureString {PREFIX}/env/LEGACY_TOKEN is under the AWS-managed key" in said(result)
     listed = world.client("s3", PRIMARY).list_objects_v2(Bucket=world.bucket)
     assert listed.get("KeyCount") == 0  # nothing half-written
+
+
+def test_missing_credentials_are_a_precondition_with_a_hint(monkeypatch):
+    """No moto here: a real boto3 session with every credential source emptied."""
+    import boto3
+    import botocore.session
+
+    def no_credentials(region: str):
+        core = botocore.session.Session()
+        core.get_component("credential_provider").providers = []
+        return boto3.Session(botocore_session=core, region_name=region)
+
+    monkeypatch.setattr(config_sync, "sessions", no_credentials)
+    result = drctl("config", "diff", "--stack", "prod")
+    assert result.exit_code == 4
+    assert "no AWS credentials" in said(result) and "AWS_PROFILE" in said(result)
