@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
     DATA_CLASSES,
@@ -340,22 +341,6 @@ def restore_testing_plan_name(objectives: Objectives) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Policies
-
-
-def backup_trust_policy(account_id: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "backup.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                }
-            ],
-        }
-    )
 
 
 def vault_key_policy(key_arns: list[str], restore: bool) -> str:
@@ -717,7 +702,9 @@ class BackupPlan(pulumi.ComponentResource):
     def _role(name, account, key_arns, restore: bool, child) -> aws.iam.Role:
         role = aws.iam.Role(
             name,
-            assume_role_policy=account.apply(backup_trust_policy),
+            assume_role_policy=account.apply(
+                lambda a: service_trust_policy("backup.amazonaws.com", a)
+            ),
             description="AWS Backup " + ("restores and restore tests" if restore else "backups"),
             tags=class_tags("critical", DATASET),
             opts=child,

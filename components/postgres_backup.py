@@ -38,6 +38,7 @@ import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
 from components import pgbackrest_config as pgbr
+from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
     DAY,
@@ -192,21 +193,6 @@ def s3_kms_policy(
         },
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
-
-def ec2_trust_policy() -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ec2.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -714,7 +700,10 @@ class PostgresBackup(pulumi.ComponentResource):
         name = f"{self._name}-{role}"
         tags = class_tags("critical", DATASET)
         iam_role = aws.iam.Role(
-            name, assume_role_policy=ec2_trust_policy(), tags=tags, opts=self._child
+            name,
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+            tags=tags,
+            opts=self._child,
         )
         aws.iam.RolePolicy(
             f"{name}-s3-kms",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
     MINUTE,
@@ -292,7 +293,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-replication-role",
             assume_role_policy=aws.get_caller_identity_output().account_id.apply(
-                replication_trust_policy
+                lambda account: service_trust_policy("s3.amazonaws.com", account)
             ),
             tags=class_tags(args.data_class, args.dataset),
             opts=child,
@@ -423,22 +424,6 @@ def tls_only_policy(bucket_arn: str) -> str:
                     "Resource": [bucket_arn, f"{bucket_arn}/*"],
                     "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
                 },
-            ],
-        }
-    )
-
-
-def replication_trust_policy(account_id: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "s3.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                }
             ],
         }
     )

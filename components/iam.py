@@ -1,0 +1,22 @@
+"""IAM documents every component needs: one place knows how an AWS service is trusted."""
+
+from __future__ import annotations
+
+import json
+
+
+def service_trust_policy(service: str, account_id: str | None = None) -> str:
+    """Let ``service`` (e.g. "s3.amazonaws.com") assume a role.
+
+    With ``account_id``, only on behalf of that account (aws:SourceAccount), which stops the
+    confused-deputy case where the service acts for another account. EC2 instance roles leave it
+    out: EC2 does not send aws:SourceAccount when an instance assumes its profile's role.
+    """
+    statement: dict = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if account_id is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
