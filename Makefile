@@ -45,7 +45,7 @@ format: setup
 	.venv/bin/ruff check --fix .
 
 docs: setup
-	$(PY) -m scripts.readme_tables
+	$(PY) -m scripts.doc_tables
 
 bench: setup
 	$(PY) bench/restore.py

@@ -725,7 +725,7 @@ class BackupPlan(pulumi.ComponentResource):
 
 
 def describe(objectives: Objectives) -> str:
-    """The derivation as a plain-text table (README: `python -m components.backup_plan prod`)."""
+    """The derivation as a plain-text table (`python -m components.backup_plan prod`)."""
     lock = vault_lock_settings(objectives)
     lines = [
         f"vault lock: {lock.mode}, retention {lock.min_retention_days}-"

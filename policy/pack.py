@@ -194,7 +194,7 @@ def build_policies() -> list[Policy]:
 
 
 def markdown_table() -> str:
-    """The README's rule table, generated from the registry (a test keeps the README in step)."""
+    """The rule table of docs/policy.md, generated from the registry (a test keeps it in step)."""
     lines = ["| policy | applies to | checks | enforcement |", "|---|---|---|---|"]
     for rule in rules.RESOURCE_RULES:
         lines.append(f"| `{rule.name}` | `{rule.resource_type}` | {rule.description} | mandatory |")

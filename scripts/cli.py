@@ -1,6 +1,6 @@
 """`drctl`: the operator CLI. Thin: each command parses arguments and calls a module in scripts/.
 
-Conventions every command keeps (README, "Exit codes"):
+Conventions every command keeps (docs/exit-codes.md):
 - progress goes to stderr, results to stdout; ``--json`` prints one JSON document on stdout;
 - destructive commands are dry-runs unless ``--execute``, and need ``--yes`` without a TTY;
 - cloud and database access is injected (boto3 session, DSN) so tests point the same code at moto
@@ -26,7 +26,7 @@ app = typer.Typer(
 
 @app.callback()
 def _root() -> None:
-    """platform-dr operator CLI. Exit codes: see the README, "Exit codes"."""
+    """platform-dr operator CLI. Exit codes: docs/exit-codes.md."""
 
 
 # Each module defines register(app) and adds its own commands; one line per module keeps

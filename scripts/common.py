@@ -16,7 +16,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 class ExitCode(enum.IntEnum):
-    """Documented in the README, "Exit codes". Scripts at 3 a.m. branch on these."""
+    """Documented in docs/exit-codes.md. Scripts at 3 a.m. branch on these."""
 
     OK = 0
     OBJECTIVE_NOT_MET = 1  # posture/verify/drill: a class misses its RPO or RTO

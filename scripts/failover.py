@@ -1160,7 +1160,7 @@ def failback_steps(
     if plan.backend != "self-managed":
         raise DrctlError(
             f"failback is automated for the self-managed backend only (this stack: "
-            f"{plan.backend}); see the README's failback runbook for the manual steps",
+            f"{plan.backend}); see docs/runbooks/failback.md for the manual steps",
             ExitCode.PRECONDITION_FAILED,
         )
     old_dsn = _require(dsns.primary, "--primary-dsn", plan)

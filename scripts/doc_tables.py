@@ -1,5 +1,5 @@
-"""Tables in README.md generated from the code, so the docs cannot drift: `make docs` rewrites
-them and a test fails when they are stale."""
+"""Tables in docs/ generated from the code, so the docs cannot drift: `make docs` rewrites them
+and a test fails when they are stale."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from components.objectives import CONFIG_KEYS
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+CONFIG_DOC = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 
 
 def config_keys_table() -> str:
@@ -39,11 +39,11 @@ def render(text: str) -> str:
 
 
 def main() -> int:
-    text = README.read_text()
+    text = CONFIG_DOC.read_text()
     updated = render(text)
     if "--check" in sys.argv:
         return 0 if updated == text else 1
-    README.write_text(updated)
+    CONFIG_DOC.write_text(updated)
     return 0
 
 
