@@ -2,6 +2,9 @@
 PY        := .venv/bin/python
 VENV_STAMP := .venv/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Tests run outside UTC, in a zone with daylight saving and a half-hour offset (UTC-3:30/-2:30),
+# so a missing time-zone conversion fails a test instead of passing by accident.
+TEST_TZ   := America/St_Johns
 
 .PHONY: setup sysdeps demo test lint format bench docs clean
 
@@ -34,7 +37,7 @@ demo: setup
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/pytest -q
+	TZ=$(TEST_TZ) .venv/bin/pytest -q
 
 lint: setup
 	.venv/bin/ruff check .

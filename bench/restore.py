@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.objectives import parse_objectives  # noqa: E402
 from components.pgbackrest_config import posix_settings, postgres_settings  # noqa: E402
-from scripts.evaluate import read_stack_config  # noqa: E402
-from scripts.localpg import PG_BIN, LocalCluster, make_postgres_dir, run_as_postgres  # noqa: E402
-from scripts.pgbackrest import PgBackRest, require_binaries, write_config  # noqa: E402
+from scripts.dataops.pgbackrest import PgBackRest, require_binaries, write_config  # noqa: E402
+from scripts.local.evaluate import read_stack_config  # noqa: E402
+from scripts.local.postgres import PG_BIN, LocalCluster, make_postgres_dir, run_as_postgres  # noqa: E402
 
 
 def log(message: str) -> None:

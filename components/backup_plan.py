@@ -754,7 +754,7 @@ if __name__ == "__main__":
     import sys
 
     from components.objectives import parse_objectives
-    from scripts.evaluate import read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     stack = sys.argv[1] if len(sys.argv) > 1 else "prod"
     print(describe(parse_objectives(read_stack_config(stack), stack)))

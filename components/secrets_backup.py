@@ -573,7 +573,7 @@ def _region_copy(exported: Mapping[str, str], region: str) -> str:
 
 def describe(stack: str) -> str:
     """What a stack declares for its app config, by evaluating it under mocks (no values)."""
-    from scripts.evaluate import evaluate_stack
+    from scripts.local.evaluate import evaluate_stack
 
     ev = evaluate_stack(stack)
     lines = [

@@ -33,16 +33,16 @@ def _root() -> None:
 # parallel work on different commands from touching the same lines.
 COMMAND_MODULES = [
     # in the order an operator reaches for them: check, prove, back up and restore, then runbooks
-    "scripts.posture",
-    "scripts.verify",
-    "scripts.drill",
-    "scripts.backup",  # backup, restore
-    "scripts.object_recovery",  # restore-objects
-    "scripts.config_sync",  # config export | import | diff
-    "scripts.render",
-    "scripts.failover",  # failover, failback
-    "scripts.rebuild",
-    "scripts.supabase",
+    "scripts.checks.posture",
+    "scripts.checks.verify",
+    "scripts.checks.drill",
+    "scripts.dataops.backup",  # backup, restore
+    "scripts.dataops.object_recovery",  # restore-objects
+    "scripts.dataops.config_sync",  # config export | import | diff
+    "scripts.dataops.render",
+    "scripts.runbooks.failover",  # failover, failback
+    "scripts.runbooks.rebuild",
+    "scripts.dataops.supabase",
 ]
 
 for module_name in COMMAND_MODULES:

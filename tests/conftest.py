@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
+import time
 
 import pytest
 
-from scripts.evaluate import Evaluation, evaluate_stack
+from scripts.local.evaluate import Evaluation, evaluate_stack
+
+# `make test` sets TZ (Makefile: TEST_TZ); a bare `pytest` runs in the same non-UTC zone, so no test
+# passes only because the machine happens to be on UTC.
+os.environ.setdefault("TZ", "America/St_Johns")
+time.tzset()
 
 
 @functools.cache

@@ -17,9 +17,9 @@ import pytest
 
 from components.objectives import parse_objectives
 from components.pgbackrest_config import PgBackRestSettings, posix_settings, postgres_settings
-from scripts.evaluate import read_stack_config
-from scripts.localpg import LocalCluster, make_postgres_dir
-from scripts.pgbackrest import PgBackRest, require_binaries, write_config
+from scripts.dataops.pgbackrest import PgBackRest, require_binaries, write_config
+from scripts.local.evaluate import read_stack_config
+from scripts.local.postgres import LocalCluster, make_postgres_dir
 
 # Short enough that an idle test cluster still ships WAL quickly; tests switch WAL explicitly.
 TEST_ARCHIVE_TIMEOUT = "5s"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.drill import SCENARIO_NAMES, _fmt_s
+from scripts.checks.drill import SCENARIO_NAMES, _fmt_s
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADLINE = (

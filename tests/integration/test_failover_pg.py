@@ -1,7 +1,8 @@
 """`drctl failover` and `failback` on a real PostgreSQL 15 primary and streaming standby.
 
-The database side is real: two clusters on 127.0.0.1 (scripts/localpg.py), the standby streaming
-through the physical slot, a writer thread committing rows and recording each acknowledged id.
+The database side is real: two clusters on 127.0.0.1 (scripts/local/postgres.py), the standby
+streaming through the physical slot, a writer thread committing rows and recording each acknowledged
+id.
 The cloud side (Route 53 records, SSM, Secrets Manager, the DR backup bucket) is moto's server in
 two regions; Secrets Manager's StopReplicationToReplica is answered by botocore's Stubber because
 moto lacks it (see tests/scripts/dr_cloud.py).
@@ -18,10 +19,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from scripts import failover as fo
 from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
-from scripts.localpg import LocalCluster
+from scripts.local.postgres import LocalCluster
+from scripts.runbooks import failover as fo
 from tests.scripts.dr_cloud import (
     DR,
     NAMESPACE,

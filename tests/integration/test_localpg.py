@@ -1,4 +1,4 @@
-"""scripts/localpg.py on a real PostgreSQL 15: the helper every real-database test relies on."""
+"""scripts/local/postgres.py on a real PostgreSQL 15: the helper every real-database test uses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from scripts.localpg import LocalCluster, LocalPgError
+from scripts.local.postgres import LocalCluster, LocalPgError
 
 pytestmark = pytest.mark.integration
 

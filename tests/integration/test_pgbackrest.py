@@ -15,9 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scripts import backup as backup_cli
 from scripts.common import DrctlError, ExitCode
-from scripts.localpg import chown_to_postgres
+from scripts.dataops import backup as backup_cli
+from scripts.local.postgres import chown_to_postgres
 
 pytestmark = pytest.mark.integration
 

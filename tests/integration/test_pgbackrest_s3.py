@@ -29,9 +29,9 @@ from cryptography.x509.oid import NameOID
 from moto.server import ThreadedMotoServer
 
 from components.pgbackrest_config import postgres_settings, render_pgbackrest_conf, s3_settings
-from scripts import backup as backup_cli
-from scripts.localpg import LocalCluster, free_port, make_postgres_dir
-from scripts.pgbackrest import PgBackRest, require_binaries, write_config
+from scripts.dataops import backup as backup_cli
+from scripts.dataops.pgbackrest import PgBackRest, require_binaries, write_config
+from scripts.local.postgres import LocalCluster, free_port, make_postgres_dir
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from components.pgbackrest_config import render_cron, render_systemd_units, s3_settings
-from scripts.localpg import run_as_postgres
+from scripts.local.postgres import run_as_postgres
 
 pytestmark = pytest.mark.integration
 

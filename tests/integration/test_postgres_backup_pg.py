@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from components import postgres_backup as pb
-from scripts.evaluate import evaluate_stack
-from scripts.localpg import PG_BIN, LocalCluster, make_postgres_dir
+from scripts.local.evaluate import evaluate_stack
+from scripts.local.postgres import PG_BIN, LocalCluster, make_postgres_dir
 
 pytestmark = pytest.mark.integration
 

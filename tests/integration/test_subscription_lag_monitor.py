@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from components import postgres_backup as pb
-from scripts.localpg import PG_BIN
+from scripts.local.postgres import PG_BIN
 from tests.integration.test_failover_pg import logical_pair  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration

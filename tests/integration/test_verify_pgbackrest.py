@@ -10,8 +10,8 @@ import time
 import pytest
 
 from components.objectives import DatabaseSchedule, parse_objectives
-from scripts import verify
-from scripts.evaluate import read_stack_config
+from scripts.checks import verify
+from scripts.local.evaluate import read_stack_config
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from policy import rules
-from scripts.evaluate import Evaluation, evaluate_stack
+from scripts.local.evaluate import Evaluation, evaluate_stack
 
 OBJECTIVES = {
     "classes": {

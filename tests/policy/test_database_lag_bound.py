@@ -16,8 +16,8 @@ import functools
 import pytest
 
 from policy import rules
-from scripts.evaluate import evaluate_stack
-from scripts.posture import report
+from scripts.checks.posture import report
+from scripts.local.evaluate import evaluate_stack
 
 ALARM = {"rds": "dr-standby-replica-lag", "supabase": "database-subscription-lag"}
 METRIC = {"rds": "ReplicaLag", "supabase": "SubscriptionLagSeconds"}

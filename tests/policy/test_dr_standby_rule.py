@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from policy import rules
-from scripts.evaluate import evaluate_stack
+from scripts.local.evaluate import evaluate_stack
 
 
 def _resources(ev):

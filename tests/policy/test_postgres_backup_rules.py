@@ -13,7 +13,7 @@ import pytest
 from components import pgbackrest_config as pgbr
 from components.objectives import parse_objectives
 from policy import rules
-from scripts.evaluate import evaluate_stack, read_stack_config
+from scripts.local.evaluate import evaluate_stack, read_stack_config
 
 OBJ = {"regions": {"primary": "us-east-1", "dr": "us-west-2", "third": "eu-west-1"}}
 T = rules.POSTGRES_BACKUP_TYPE

@@ -18,8 +18,8 @@ import requests
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
-from scripts.failover import ROUTE53_REGION, Aws, FailoverPlan
-from scripts.localpg import free_port
+from scripts.local.postgres import free_port
+from scripts.runbooks.failover import ROUTE53_REGION, Aws, FailoverPlan
 
 PRIMARY, DR = "us-east-1", "us-west-2"
 NAMESPACE = "platform-dr/prod"

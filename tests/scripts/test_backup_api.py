@@ -1,4 +1,4 @@
-"""scripts/backup_audit.py against AWS Backup's API.
+"""scripts/checks/backup_audit.py against AWS Backup's API.
 
 moto 5 implements backup vaults, vault lock configuration and backup plans, so those readers run
 on moto. It does not implement ListRecoveryPointsByBackupVault, backup selections, restore
@@ -25,7 +25,7 @@ from components.backup_plan import (
     vault_name,
 )
 from components.objectives import parse_objectives
-from scripts import backup_audit
+from scripts.checks import backup_audit
 
 OBJ = parse_objectives(
     {"primaryRegion": "us-east-1", "drRegion": "us-west-2", "thirdRegion": "eu-west-1"}, "prod"

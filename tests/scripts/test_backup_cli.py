@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scripts import backup as backup_cli
 from scripts.common import ExitCode
+from scripts.dataops import backup as backup_cli
 
 
 def drctl(*args: str):
@@ -41,7 +41,7 @@ def test_backup_refuses_backends_that_back_up_themselves(monkeypatch, backend):
 
 
 def test_restore_on_rds_dispatches_to_the_rds_restore_with_every_argument(monkeypatch):
-    from scripts import rds_restore
+    from scripts.dataops import rds_restore
 
     calls = []
     monkeypatch.setattr(backup_cli, "stack_backend", lambda stack: "rds")

@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 
 from components.objectives import class_tags
 from components.secrets_backup import parameter_name, parse_settings, secret_name
-from scripts import config_sync
 from scripts.cli import app
 from scripts.common import ExitCode
+from scripts.dataops import config_sync
 
 PRIMARY, DR = "us-east-1", "us-west-2"
 NAMESPACE = "platform-dr/prod"

@@ -1,4 +1,4 @@
-"""scripts/drill.py without the platform: the data check, the verdicts and the CLI's guards.
+"""scripts/checks/drill.py without the platform: the data check, the verdicts and the CLI's guards.
 
 The embedded platform itself is exercised end to end in tests/integration/test_drill.py.
 """
@@ -10,9 +10,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from scripts import drill
+from scripts.checks import drill
+from scripts.checks.drill import Scenario, ScenarioResult, Write, compare
 from scripts.cli import app
-from scripts.drill import Scenario, ScenarioResult, Write, compare
 
 
 def writes(*spec: tuple[str, str, float]) -> list[Write]:
@@ -129,7 +129,7 @@ def test_drill_without_local_is_refused():
 def test_missing_server_binaries_stop_the_drill_before_anything_starts(monkeypatch, tmp_path):
     from pathlib import Path
 
-    from scripts import pgbackrest
+    from scripts.dataops import pgbackrest
 
     monkeypatch.setattr(pgbackrest, "PG_BIN", Path("/nonexistent/pg15/bin"))
     result = CliRunner().invoke(

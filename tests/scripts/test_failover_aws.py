@@ -14,9 +14,9 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-from scripts import failover as fo
 from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
+from scripts.runbooks import failover as fo
 from tests.scripts.dr_cloud import (
     DR,
     PRIMARY,

@@ -1,4 +1,4 @@
-"""scripts/object_recovery.py on moto (mock_aws): undelete and roll back overwrites by prefix."""
+"""scripts/dataops/object_recovery.py on moto (mock_aws): undelete and roll back overwrites."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from scripts.cli import app
-from scripts.object_recovery import (
+from scripts.dataops.object_recovery import (
     ObjectRecoveryError,
     apply_recovery,
     plan_recovery,

@@ -1,7 +1,7 @@
-"""The parts of scripts/pgbackrest.py that need no server: WAL segment arithmetic, the verdict on a
-recovery log, and the restore-target refusals. The same code runs against real PostgreSQL and
-pgBackRest in tests/integration/test_pgbackrest.py; these cover the branches a healthy real run
-cannot reach (a stop *before* the target, a log with no stop at all)."""
+"""The parts of scripts/dataops/pgbackrest.py that need no server: WAL segment arithmetic, the
+verdict on a recovery log, and the restore-target refusals. The same code runs against real
+PostgreSQL and pgBackRest in tests/integration/test_pgbackrest.py; these cover the branches a
+healthy real run cannot reach (a stop *before* the target, a log with no stop at all)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.common import DrctlError, ExitCode
-from scripts.pgbackrest import (
+from scripts.dataops.pgbackrest import (
     PgBackRest,
     analyse_recovery_log,
     recovery_failure_message,

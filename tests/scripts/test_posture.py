@@ -9,9 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from scripts.checks.posture import report
 from scripts.cli import app
-from scripts.evaluate import ROOT
-from scripts.posture import report
+from scripts.local.evaluate import ROOT
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scripts import posture_diff
+from scripts.checks import posture_diff
 from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
 

@@ -18,8 +18,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from scripts import rds_restore
 from scripts.common import DrctlError, ExitCode
+from scripts.dataops import rds_restore
 
 SOURCE = rds_restore.RdsSource(
     identifier="platform-dr-prod",
@@ -360,11 +360,11 @@ def test_api_failure_during_restore_is_one_clear_error(aws):
 
 
 def test_drctl_restore_dispatches_rds_stacks_here(aws, monkeypatch):
-    """The real `drctl restore` command (scripts/backup.py) on an rds stack, against moto."""
+    """The real `drctl restore` (scripts/dataops/backup.py) on an rds stack, against moto."""
     import typer
     from typer.testing import CliRunner
 
-    from scripts import backup
+    from scripts.dataops import backup
 
     monkeypatch.setattr(backup, "stack_backend", lambda stack: "rds")
     monkeypatch.setattr(rds_restore, "source_from_stack", lambda stack: SOURCE)

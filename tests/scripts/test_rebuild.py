@@ -24,10 +24,10 @@ from pulumi.automation.events import (
 )
 from typer.testing import CliRunner
 
-from scripts import rebuild as rb
 from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
-from scripts.failover import Aws
+from scripts.runbooks import rebuild as rb
+from scripts.runbooks.failover import Aws
 from tests.scripts.dr_cloud import MotoCloud
 
 DR_PRIMARY, DR_SECOND = "us-west-2", "eu-west-1"  # Pulumi.dr.yaml's primary and DR regions
@@ -280,7 +280,7 @@ def test_prod_really_exports_what_the_rebuild_reads(prod, dr):
             return Any_()
 
     from components.objectives import parse_objectives
-    from scripts.evaluate import read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     objectives = parse_objectives(read_stack_config("dr"), "dr")
     checks = rb.adoption_checks(objectives, prod.outputs, Recorder())

@@ -7,9 +7,9 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from scripts import render
 from scripts.common import ExitCode
-from scripts.evaluate import evaluate_stack
+from scripts.dataops import render
+from scripts.local.evaluate import evaluate_stack
 
 
 def _cli():

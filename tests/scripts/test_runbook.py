@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scripts.common import DrctlError, ExitCode
-from scripts.runbook import Runbook, Step
+from scripts.runbooks.engine import Runbook, Step
 
 
 class Recorder:

@@ -16,8 +16,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scripts import supabase
 from scripts.common import DrctlError, ExitCode
+from scripts.dataops import supabase
 
 REF = "abcdefghijklmnopqrst"
 TOKEN = "sbp_0123456789abcdef-never-print-me"

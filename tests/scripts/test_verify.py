@@ -28,7 +28,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from components.backup_plan import vault_lock_settings
-from scripts import verify
+from scripts.checks import verify
 from scripts.cli import app
 from scripts.common import ExitCode
 

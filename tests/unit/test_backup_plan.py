@@ -21,7 +21,7 @@ from components.backup_plan import (
     vault_lock_settings,
 )
 from components.objectives import DAY, HOUR, MINUTE, ConfigError, parse_objectives
-from scripts.evaluate import Evaluation, evaluate_stack
+from scripts.local.evaluate import Evaluation, evaluate_stack
 
 PLAN = "aws:backup/plan:Plan"
 VAULT = "aws:backup/vault:Vault"

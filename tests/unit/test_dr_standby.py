@@ -28,7 +28,7 @@ from components.dr_standby import (
     split_endpoint,
 )
 from components.objectives import ConfigError, parse_objectives
-from scripts.evaluate import RecordingMocks, evaluate_stack
+from scripts.local.evaluate import RecordingMocks, evaluate_stack
 
 BASE = {
     "primaryRegion": "us-east-1",

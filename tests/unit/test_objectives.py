@@ -23,7 +23,7 @@ from components.objectives import (
     parse_objectives,
 )
 from scripts.cli import app
-from scripts.evaluate import ROOT, RecordingMocks, evaluate_stack, read_stack_config
+from scripts.local.evaluate import ROOT, RecordingMocks, evaluate_stack, read_stack_config
 
 BASE = {
     "platform-dr:primaryRegion": "us-east-1",

@@ -16,7 +16,7 @@ from components import pgbackrest_config as pgbr
 from components import postgres_backup as pb
 from components.objectives import ConfigError, parse_objectives
 from policy.rules import iam_no_wildcard_actions
-from scripts.evaluate import evaluate_stack, read_stack_config
+from scripts.local.evaluate import evaluate_stack, read_stack_config
 
 STACKS = ("prod", "dr")
 BACKENDS = ("rds", "self-managed", "supabase")

@@ -8,7 +8,7 @@ import pytest
 
 from components.objectives import parse_objectives
 from components.replicated_bucket import ObjectLock, lifecycle_plan
-from scripts.evaluate import evaluate_stack
+from scripts.local.evaluate import evaluate_stack
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 DATASETS = {
@@ -143,7 +143,7 @@ def test_object_lock_on_source_and_replicas():
     import pulumi
 
     from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
-    from scripts.evaluate import RecordingMocks
+    from scripts.local.evaluate import RecordingMocks
 
     objectives = parse_objectives(
         {

@@ -17,7 +17,7 @@ from pulumi.runtime import rpc
 
 from components.objectives import ConfigError, class_tags
 from components.secrets_backup import SECURE_PLACEHOLDER, parse_settings
-from scripts.evaluate import Evaluation, evaluate_stack
+from scripts.local.evaluate import Evaluation, evaluate_stack
 
 SECRET = "aws:secretsmanager/secret:Secret"
 VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
@@ -228,7 +228,7 @@ def _declare_directly(build) -> list:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from scripts.evaluate import PROJECT, RecordingMocks
+    from scripts.local.evaluate import PROJECT, RecordingMocks
 
     mocks = RecordingMocks()
 
@@ -248,7 +248,7 @@ def test_under_rotation_a_configured_value_only_seeds_the_secret():
 
     from components.objectives import parse_objectives
     from components.secrets_backup import SecretsBackup, SecretsBackupArgs, SecretSpec
-    from scripts.evaluate import read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     seen: dict[str, pulumi.ResourceOptions] = {}
 

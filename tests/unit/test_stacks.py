@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from scripts.evaluate import ROOT, evaluate_stack
+from scripts.local.evaluate import ROOT, evaluate_stack
 
 DATASETS = ("creator-audio", "user-assets", "generated-archive")
 
@@ -55,7 +55,7 @@ def test_dr_refuses_a_primary_where_prod_kept_no_copy():
     """In a process of its own: a program failing inside an apply leaves callbacks on Pulumi's
     event loop that would fail the next evaluation of this test process."""
     script = (
-        "from scripts.evaluate import evaluate_stack\n"
+        "from scripts.local.evaluate import evaluate_stack\n"
         "evaluate_stack('dr', overrides={'primaryRegion': 'ap-south-1'})\n"
     )
     result = subprocess.run(

@@ -3,11 +3,11 @@
 The stack's ``dbBackend`` decides what runs:
 
 - ``self-managed``: pgBackRest with the config components/pgbackrest_config.py renders
-  (scripts/pgbackrest.py). ``backup`` writes to every repository in turn (repo1 in the primary
-  region, repo2 in the DR region), like the timers do. ``restore`` restores into a NEW data
+  (scripts/dataops/pgbackrest.py). ``backup`` writes to every repository in turn (repo1 in the
+  primary region, repo2 in the DR region), like the timers do. ``restore`` restores into a NEW data
   directory, replays to the target and proves recovery reached it.
 - ``rds``: ``restore`` is RestoreDBInstanceToPointInTime into a new instance
-  (scripts/rds_restore.py); RDS takes its backups itself, so ``backup`` refuses.
+  (scripts/dataops/rds_restore.py); RDS takes its backups itself, so ``backup`` refuses.
 - ``supabase``: hosted PITR is restored from the Supabase dashboard; both commands refuse.
 """
 
@@ -29,7 +29,7 @@ SELF_MANAGED = "self-managed"
 
 def stack_backend(stack: str) -> str:
     """dbBackend of a stack, validated by the objectives model (no cloud access)."""
-    from scripts.evaluate import read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     try:
         return parse_objectives(read_stack_config(stack), stack).db_backend
@@ -41,7 +41,7 @@ def stack_backend(stack: str) -> str:
 
 def parse_target_time(value: str) -> datetime | None:
     """'latest' -> None, else an aware UTC datetime (the same rule as the RDS restore)."""
-    from scripts.rds_restore import parse_target_time as parse
+    from scripts.dataops.rds_restore import parse_target_time as parse
 
     return parse(value)
 
@@ -175,7 +175,7 @@ def run_restore(
 
 
 def _backrest(config: Path, stanza: str):
-    from scripts.pgbackrest import PgBackRest, require_binaries
+    from scripts.dataops.pgbackrest import PgBackRest, require_binaries
 
     require_binaries()
     return PgBackRest(config, stanza)
@@ -268,7 +268,7 @@ def register(app: typer.Typer) -> None:
             backend = stack_backend(stack)
             if backend == "rds":
                 # Owned by the PostgresBackup (rds) work: a new instance, never the source.
-                from scripts import rds_restore
+                from scripts.dataops import rds_restore
 
                 rds_restore.run(
                     stack=stack,

@@ -15,7 +15,7 @@ import typer
 from components.objectives import ConfigError, parse_objectives
 from policy import rules
 from scripts.common import ExitCode, fail, out, print_json, progress
-from scripts.evaluate import ROOT, Evaluation, evaluate_stack, read_stack_config
+from scripts.local.evaluate import ROOT, Evaluation, evaluate_stack, read_stack_config
 
 
 def report(evaluation: Evaluation) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 when every class is met, 1 when one is not, 2 when the config is invalid.
         """
         if diff is not None:
-            from scripts import posture_diff  # evaluates both trees in subprocesses
+            from scripts.checks import posture_diff  # evaluates both trees in subprocesses
 
             posture_diff.run(diff, stack, json_output, project_dir)
             return

@@ -34,9 +34,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from components.backup_plan import audit_hours, vault_lock_settings
 from components.objectives import PROJECT, TAG_CLASS, ConfigError, Objectives, parse_objectives
-from scripts import backup_audit, config_sync
+from scripts.checks import backup_audit
 from scripts.common import DrctlError, ExitCode, fail, out, print_json, progress
-from scripts.evaluate import ROOT, read_stack_config
+from scripts.dataops import config_sync
+from scripts.local.evaluate import ROOT, read_stack_config
 
 ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 OutputsProvider = Callable[[str], Mapping[str, Any]]  # stack -> stack outputs
@@ -108,7 +109,7 @@ class DatabaseSource(Protocol):
 
 
 class PgBackRestSource:
-    """The real source: ``pgbackrest info`` (scripts/pgbackrest.py) plus the primary's archiver."""
+    """The real source: ``pgbackrest info`` (scripts/dataops/pgbackrest.py) and the archiver."""
 
     def __init__(self, backrest: Any, dsn: str):
         self.backrest, self.dsn = backrest, dsn
@@ -581,7 +582,7 @@ def register(app: typer.Typer) -> None:
                         "primary it archives)",
                         ExitCode.INVALID_CONFIG,
                     )
-                from scripts.pgbackrest import PgBackRest
+                from scripts.dataops.pgbackrest import PgBackRest
 
                 database = PgBackRestSource(PgBackRest(pgbackrest_config, stanza), dsn)
         except (ConfigError, FileNotFoundError) as err:

@@ -58,7 +58,7 @@ from components.secrets_backup import (
     parameter_prefix,
 )
 from scripts.common import DrctlError, ExitCode, confirm_execute, fail, out, print_json, progress
-from scripts.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import ROOT, read_stack_config
 
 SNAPSHOT_FORMAT = "platform-dr/config-snapshot"
 SNAPSHOT_FORMAT_VERSION = 1

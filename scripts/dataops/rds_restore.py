@@ -1,9 +1,9 @@
 """Point-in-time restore of the RDS backend into a NEW instance; the source is never modified.
 
-`drctl restore --stack S --target-time T --to NEW_ID` dispatches here when the stack's
-``dbBackend`` is ``rds`` (scripts/backup.py owns the command). ``--from-repo 1`` restores from the
-primary region's automated backups, ``--from-repo 2`` from the automated backups replicated into the
-DR region (the RDS twin of pgBackRest's repo2).
+`drctl restore --stack S --target-time T --to NEW_ID` dispatches here when the stack's ``dbBackend``
+is ``rds`` (scripts/dataops/backup.py owns the command). ``--from-repo 1`` restores from the primary
+region's automated backups, ``--from-repo 2`` from the automated backups replicated into the DR
+region (the RDS twin of pgBackRest's repo2).
 
 Safety:
 - dry run unless ``--execute``; ``--yes`` without a TTY (scripts.common.confirm_execute);
@@ -306,8 +306,8 @@ def execute_restore(session, plan: RestorePlan) -> RestorePlan:
 
 
 def source_from_stack(stack: str, overrides: dict[str, Any] | None = None) -> RdsSource:
-    """Read the RDS instance the stack declares (scripts.evaluate, no cloud access)."""
-    from scripts.evaluate import evaluate_stack
+    """Read the RDS instance the stack declares (scripts.local.evaluate, no cloud access)."""
+    from scripts.local.evaluate import evaluate_stack
 
     evaluation = evaluate_stack(stack, overrides=overrides)
     # The primary instance PostgresBackup declares (a DR read replica is another instance).

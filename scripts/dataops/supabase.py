@@ -198,7 +198,7 @@ def register(app) -> None:
     from components.objectives import parse_objectives
     from components.postgres_backup import parse_database_settings
     from scripts.common import fail, out, print_json
-    from scripts.evaluate import read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     supabase_app = typer.Typer(
         help="Hosted Supabase checks (the PITR add-on).", no_args_is_help=True

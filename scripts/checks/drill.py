@@ -4,8 +4,8 @@ The drill starts its own platform, breaks it the five ways the spec names, recov
 same code an operator uses, and *measures* the result against prod's declared objectives:
 
 - a local PostgreSQL 15 primary archiving through pgBackRest into repo1 and repo2, two local
-  directories standing for the primary and the DR region (scripts/localpg.py, scripts/pgbackrest.py,
-  rendered by components/pgbackrest_config.py from the objectives);
+  directories standing for the primary and the DR region (scripts/local/postgres.py,
+  scripts/dataops/pgbackrest.py, rendered by components/pgbackrest_config.py from the objectives);
 - a streaming standby as the DR database (data-centre outage);
 - moto (a ThreadedMotoServer on 127.0.0.1) for S3, Secrets Manager, SSM and Route 53 in the
   primary and the DR region.
@@ -314,7 +314,7 @@ AUDIO_SIZE = 64 * 1024
 
 def scenario_security_breach(ctx: DrillContext, result: ScenarioResult) -> None:
     """Locked backups survive a delete attempt; overwritten audio comes back from its versions."""
-    from scripts.object_recovery import apply_recovery, plan_recovery
+    from scripts.dataops.object_recovery import apply_recovery, plan_recovery
 
     assert ctx.aws is not None
     s3 = ctx.aws.client("s3", ctx.primary_region)
@@ -395,7 +395,7 @@ def scenario_security_breach(ctx: DrillContext, result: ScenarioResult) -> None:
 
 def scenario_accidental_deletion(ctx: DrillContext, result: ScenarioResult) -> None:
     """A creator's folder and more are deleted; removing the delete markers brings them back."""
-    from scripts.object_recovery import apply_recovery, plan_recovery
+    from scripts.dataops.object_recovery import apply_recovery, plan_recovery
 
     assert ctx.aws is not None
     s3 = ctx.aws.client("s3", ctx.primary_region)
@@ -525,8 +525,8 @@ class PgSite:
         """WAL always goes to both repos; ``backups`` says which repos get a full backup now
         (a scenario takes the ones its recovery reads, to keep the drill short)."""
         from components.pgbackrest_config import posix_settings, postgres_settings
-        from scripts.localpg import LocalCluster, make_postgres_dir
-        from scripts.pgbackrest import PgBackRest, require_binaries, write_config
+        from scripts.dataops.pgbackrest import PgBackRest, require_binaries, write_config
+        from scripts.local.postgres import LocalCluster, make_postgres_dir
 
         require_binaries()
         make_postgres_dir(self.dir, 0o755)
@@ -623,7 +623,7 @@ def _run_load(writer: Writer, seconds: float) -> None:
 
 def scenario_human_error(ctx: DrillContext, result: ScenarioResult) -> None:
     """``drop table ledger`` under write load; PITR to just before, copy the table back."""
-    from scripts.localpg import PG_BIN
+    from scripts.local.postgres import PG_BIN
 
     site = PgSite(ctx, "human-error")
     ctx.cleanups.append(site.stop)
@@ -692,7 +692,7 @@ def _damage(data_dir: Path) -> list[str]:
 def scenario_database_corruption(ctx: DrillContext, result: ScenarioResult) -> None:
     """The primary's data directory is damaged under load; restore the latest from repo2."""
     from components.pgbackrest_config import worst_case_rpo_s
-    from scripts.localpg import LocalPgError
+    from scripts.local.postgres import LocalPgError
 
     site = PgSite(ctx, "corruption")
     ctx.cleanups.append(site.stop)
@@ -753,7 +753,7 @@ def _endpoint(region: str) -> str:
 
 
 class _MotoAws:
-    """The failover engine's client factory (scripts.failover.Aws) pointed at moto."""
+    """The failover engine's client factory (scripts.runbooks.failover.Aws) pointed at moto."""
 
     def __init__(self, aws: LocalAws):
         self._aws = aws
@@ -769,9 +769,9 @@ def _dr_control_plane(ctx: DrillContext, site: PgSite) -> dict[str, Any]:
     """What the DrStandby/SecretsBackup/PostgresBackup components would have deployed, on moto:
     a Route 53 zone with PRIMARY/SECONDARY failover records, the DB secret and the runtime
     parameters in both regions, and repo2's files in a DR-region bucket. Returns stack outputs
-    in the shape ``scripts.failover.load_plan`` reads."""
+    in the shape ``scripts.runbooks.failover.load_plan`` reads."""
     from components.secrets_backup import namespace_of, parameter_name, secret_name
-    from scripts.failover import ACTIVE_REGION_KEY, DATABASE_HOST_KEY
+    from scripts.runbooks.failover import ACTIVE_REGION_KEY, DATABASE_HOST_KEY
 
     assert ctx.aws is not None
     primary, dr = ctx.primary_region, ctx.dr_region
@@ -846,7 +846,7 @@ def _dns_answer(r53: Any, zone_id: str) -> str:
 def scenario_outage(ctx: DrillContext, result: ScenarioResult) -> None:
     """The primary is killed under write load; the failover engine promotes the standby and
     flips DNS; the application (the writer) finds the new primary through Route 53."""
-    from scripts.failover import Connections, load_plan, run_failover
+    from scripts.runbooks.failover import Connections, load_plan, run_failover
 
     assert ctx.aws is not None
     site = PgSite(ctx, "outage")
@@ -962,7 +962,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "critical",
         "database",
         "the primary's host is killed (SIGKILL) while the application writes through DNS",
-        "drctl's failover runbook (scripts/failover.py) assesses lag against the RPO, isolates, "
+        "drctl's failover runbook (scripts/runbooks/failover.py) assesses lag against the RPO, "
+        "isolates, "
         "promotes the streaming standby, switches secrets/SSM config and flips the Route 53 "
         "failover record; the application reconnects through DNS",
         needs_aws=True,
@@ -999,7 +1000,7 @@ _SCENARIO_HELP = f"Run only these (repeatable): {', '.join(SCENARIO_NAMES)}."
 
 def drill_objectives() -> Objectives:
     """prod's declared objectives (Pulumi.prod.yaml), validated by the one model."""
-    from scripts.evaluate import read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     return parse_objectives(read_stack_config(STACK), STACK)
 
@@ -1058,12 +1059,12 @@ def run_drill(
     ctx: DrillContext | None = None
     setup_started = time.monotonic()
     try:
-        from scripts.localpg import chown_to_postgres
+        from scripts.local.postgres import chown_to_postgres
 
         chown_to_postgres(workdir)
         workdir.chmod(0o755)
         if any(s.needs_postgres for s in chosen):
-            from scripts.pgbackrest import require_binaries
+            from scripts.dataops.pgbackrest import require_binaries
 
             require_binaries()  # exit 4 naming what is missing, before anything starts
         if any(s.needs_aws for s in chosen):

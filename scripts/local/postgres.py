@@ -188,7 +188,7 @@ class LocalCluster:
             "logging_collector": False,
             **self.settings,
         }
-        text = "# written by scripts/localpg.py for this copy of the cluster\n" + "".join(
+        text = "# written by scripts/local/postgres.py for this copy of the cluster\n" + "".join(
             f"{k} = {_quote_conf(v)}\n" for k, v in values.items()
         )
         path = self.data_dir / INCLUDE_FILE

@@ -40,7 +40,13 @@ from components.pgbackrest_config import (
     render_secret_conf,
 )
 from scripts.common import DrctlError, ExitCode, progress
-from scripts.localpg import PG_BIN, LocalPgError, chown_to_postgres, free_port, run_as_postgres
+from scripts.local.postgres import (
+    PG_BIN,
+    LocalPgError,
+    chown_to_postgres,
+    free_port,
+    run_as_postgres,
+)
 
 WAL_SEGMENTS_PER_XLOGID = 0x100  # 16 MiB segments: 4 GiB per "log" id
 

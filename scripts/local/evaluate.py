@@ -28,7 +28,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.objectives import PROJECT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MOCK_ACCOUNT = "111122223333"
 MOCK_ORG = "organization"
 

@@ -1,10 +1,10 @@
 """`drctl render --stack STACK --out DIR`: write the database host artefacts a stack renders.
 
 The files are the stack's ``databaseArtefacts`` output (components/postgres_backup.py), read by
-evaluating the real program under mocks (scripts.evaluate): pgbackrest.conf, the postgresql.conf
-fragment with the archiving settings, systemd services and timers, and cron.d lines. They hold
-no secret (the pgBackRest cipher passphrase and the dump DSN live in separate 0600 files that
-the host provisions), so they can be reviewed and diffed like code.
+evaluating the real program under mocks (scripts.local.evaluate): pgbackrest.conf, the
+postgresql.conf fragment with the archiving settings, systemd services and timers, and cron.d lines.
+They hold no secret (the pgBackRest cipher passphrase and the dump DSN live in separate 0600 files
+that the host provisions), so they can be reviewed and diffed like code.
 
 Only the rendered paths are written; nothing else under DIR is touched or deleted. Rendering
 again is idempotent: unchanged files are reported as such and not rewritten.
@@ -22,7 +22,7 @@ from scripts.common import DrctlError, ExitCode, progress
 def artefacts_of(stack: str, backend: str | None = None) -> tuple[str, dict[str, str]]:
     """(dbBackend, {relative path: text}) of a stack, without any cloud access."""
     from components.objectives import ConfigError
-    from scripts.evaluate import evaluate_stack
+    from scripts.local.evaluate import evaluate_stack
 
     overrides = {"dbBackend": backend} if backend else None
     try:

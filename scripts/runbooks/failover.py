@@ -49,8 +49,8 @@ from components.objectives import PROJECT, format_duration, parse_objectives
 from components.pgbackrest_config import DEFAULT_STANZA, REPO_S3_PATH
 from components.secrets_backup import namespace_of, parameter_name
 from scripts.common import DrctlError, ExitCode, progress
-from scripts.evaluate import ROOT, read_stack_config
-from scripts.runbook import Runbook, RunContext, RunReport, Step, run_command
+from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.runbooks.engine import Runbook, RunContext, RunReport, Step, run_command
 
 SessionFactory = Callable[[str], Any]
 ROUTE53_REGION = "us-east-1"
@@ -954,13 +954,13 @@ class HostPaths:
 
 
 def _pg(tool: str) -> str:
-    from scripts.localpg import PG_BIN
+    from scripts.local.postgres import PG_BIN
 
     return str(PG_BIN / tool)
 
 
 def _run_pg(argv: Sequence[str], timeout: float = 600, env: Mapping[str, str] | None = None) -> str:
-    from scripts.localpg import LocalPgError, run_as_postgres
+    from scripts.local.postgres import LocalPgError, run_as_postgres
 
     try:
         return run_as_postgres(argv, timeout=timeout, env=env).stdout
@@ -969,7 +969,7 @@ def _run_pg(argv: Sequence[str], timeout: float = 600, env: Mapping[str, str] | 
 
 
 def _is_running(data_dir: Path) -> bool:
-    from scripts.localpg import _pid_alive
+    from scripts.local.postgres import _pid_alive
 
     try:
         pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
@@ -990,7 +990,7 @@ def _clean_shutdown(data_dir: Path) -> None:
     state = _run_pg([_pg("pg_controldata"), str(data_dir)])
     if re.search(r"Database cluster state:\s+shut down", state):
         return
-    from scripts.localpg import as_postgres
+    from scripts.local.postgres import as_postgres
 
     proc = subprocess.run(
         as_postgres([_pg("postgres"), "--single", "-D", str(data_dir), "postgres"]),
@@ -1018,7 +1018,7 @@ def _save_host_config(data_dir: Path) -> dict[str, str]:
 def _restore_host_config(
     data_dir: Path, saved: Mapping[str, str], upstream_conninfo: str, slot: str
 ) -> None:
-    from scripts.localpg import chown_to_postgres
+    from scripts.local.postgres import chown_to_postgres
 
     for name, text in saved.items():
         if name == "postgresql.auto.conf":
@@ -1098,7 +1098,7 @@ def reseed_as_standby(
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     aside = data_dir.with_name(f"{data_dir.name}.before-reseed-{stamp}")
     os.replace(data_dir, aside)
-    from scripts.localpg import make_postgres_dir
+    from scripts.local.postgres import make_postgres_dir
 
     make_postgres_dir(data_dir)
     argv = [_pg("pg_basebackup"), "-D", str(data_dir), "-d", source, "-X", "stream"]

@@ -28,9 +28,9 @@ import typer
 
 from components.objectives import PROJECT, Objectives, parse_objectives
 from scripts.common import DrctlError, ExitCode, progress
-from scripts.evaluate import ROOT, read_stack_config
-from scripts.failover import Aws, default_sessions
-from scripts.runbook import Runbook, RunContext, RunReport, Step, journal_path, run_command
+from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.runbooks.engine import Runbook, RunContext, RunReport, Step, journal_path, run_command
+from scripts.runbooks.failover import Aws, default_sessions
 
 DESTRUCTIVE_OPS = {
     "delete",

@@ -1,0 +1,1 @@
+"""Checks: posture, verify, the AWS Backup audit and the drill."""

@@ -1,0 +1,1 @@
+"""Data operations: backup, restore, objects, config, rendered host files."""

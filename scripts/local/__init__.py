@@ -1,0 +1,1 @@
+"""The local platform the drill and tests start: PostgreSQL clusters, moto, the mock evaluator."""

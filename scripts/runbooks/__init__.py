@@ -1,0 +1,1 @@
+"""Runbooks: the journaled step engine and the failover, failback and rebuild runbooks."""
