@@ -27,6 +27,8 @@ class MultiRegionKeyArgs:
         the account; default none. The account root always administers the key, so IAM policies
         (not this key policy) grant each role exactly what it needs.
     deletion_window_days: days a scheduled deletion can still be cancelled; default 30 (the max).
+    cloudfront_readers: ARNs of CloudFront distributions that read objects encrypted under the
+        key through origin access control (kms:Decrypt, scoped by AWS:SourceArn); default none.
     """
 
     regions: Sequence[str]
@@ -35,9 +37,35 @@ class MultiRegionKeyArgs:
     dataset: str
     service_principals: Sequence[str] = field(default_factory=tuple)
     deletion_window_days: int = 30
+    cloudfront_readers: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
 
-def key_policy(account_id: str, service_principals: Sequence[str]) -> str:
+def cloudfront_read_statement(distribution_arns: Sequence[str]) -> dict:
+    """What a CloudFront distribution needs to serve SSE-KMS objects through origin access control:
+    kms:Decrypt for the CloudFront service principal, only on behalf of these distributions
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html).
+    The policy rule kms-cloudfront-grant-scoped (policy/status_page_rules.py) checks this shape."""
+    return {
+        "Sid": "AllowCloudFrontServicePrincipalSSE-KMS",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": source_arns(distribution_arns)}},
+    }
+
+
+def source_arns(arns: Sequence[str]) -> str | list[str]:
+    """An AWS:SourceArn condition value: one ARN as a string (as documented), more as a list."""
+    ordered = sorted(arns)
+    return ordered[0] if len(ordered) == 1 else ordered
+
+
+def key_policy(
+    account_id: str,
+    service_principals: Sequence[str],
+    cloudfront_readers: Sequence[str] = (),
+) -> str:
     statements = [
         {
             "Sid": "AccountAdministers",
@@ -58,6 +86,8 @@ def key_policy(account_id: str, service_principals: Sequence[str]) -> str:
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
+    if cloudfront_readers:
+        statements.append(cloudfront_read_statement(cloudfront_readers))
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -76,7 +106,9 @@ class MultiRegionKey(pulumi.ComponentResource):
         primary, *others = args.regions
         tags = class_tags(args.data_class, args.dataset)
         account = aws.get_caller_identity_output().account_id
-        policy = account.apply(lambda a: key_policy(a, args.service_principals))
+        policy = pulumi.Output.all(account, *args.cloudfront_readers).apply(
+            lambda v: key_policy(v[0], args.service_principals, v[1:])
+        )
         child = pulumi.ResourceOptions(parent=self)
         self.primary = aws.kms.Key(
             f"{name}-{primary}",

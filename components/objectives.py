@@ -218,6 +218,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Lambda that rotates the API key secrets; empty turns rotation off.",
     ),
     ConfigKey("secretRotationDays", "integer", 30, "Days between API key rotations (1-365)."),
+    # The service catalogue (components/services.py parses it with platform-dr-services:<name>).
+    ConfigKey(
+        "services",
+        "string",
+        "user-auth,music-generation,social-features,creator-dashboard,analytics,integrations",
+        "Services recover brings back, tier by tier, in this order within a tier; fields per "
+        "service from the spec's defaults or platform-dr-services:<name> (structured, --path).",
+    ),
 )
 _KEYS_BY_NAME = {k.name: k for k in CONFIG_KEYS}
 

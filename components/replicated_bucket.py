@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import service_trust_policy
-from components.keys import MultiRegionKey, MultiRegionKeyArgs
+from components.keys import MultiRegionKey, MultiRegionKeyArgs, source_arns
 from components.objectives import (
     MINUTE,
     OBJECT_LOCK_MODES,
@@ -99,6 +99,12 @@ class ReplicatedBucketArgs:
     legacy_key_arns: keys that still encrypt existing objects of adopted buckets; replication
         may decrypt with them. Default none.
     key: a MultiRegionKey covering the primary and every replica region; default one per bucket.
+    home_region: the copy that takes writes and replicates to the others; default the
+        objectives' primary region. The status page lives in the DR region, so that it takes
+        updates while the primary region is down.
+    cloudfront_readers: ARNs of CloudFront distributions that may read every copy through origin
+        access control (s3:GetObject and the key's kms:Decrypt, scoped by AWS:SourceArn);
+        default none.
     """
 
     objectives: Objectives
@@ -111,6 +117,8 @@ class ReplicatedBucketArgs:
     adopt_buckets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     legacy_key_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     key: MultiRegionKey | None = None
+    home_region: str | None = None
+    cloudfront_readers: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
 
 class ReplicatedBucket(pulumi.ComponentResource):
@@ -127,8 +135,8 @@ class ReplicatedBucket(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, identity, opts)
         objectives = args.objectives
         objective = objectives.of(args.data_class)
-        primary = objectives.regions.primary
-        replicas = list(args.replica_regions or objectives.regions.replicas)
+        primary = args.home_region or objectives.regions.primary
+        replicas = list(args.replica_regions or [r for r in objectives.regions.all if r != primary])
         regions = [primary, *replicas]
         if len(set(regions)) != len(regions):
             raise ConfigError(
@@ -149,6 +157,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 description=f"{args.dataset} objects",
                 data_class=args.data_class,
                 dataset=args.dataset,
+                cloudfront_readers=args.cloudfront_readers,
             ),
             opts=child,
         )
@@ -156,6 +165,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
 
         self.bucket_names: dict[str, pulumi.Output[str]] = {}
         self.bucket_arns: dict[str, pulumi.Output[str]] = {}
+        self.bucket_domain_names: dict[str, pulumi.Output[str]] = {}
         versionings = []
         for region in regions:
             copy = f"{name}-{region}"
@@ -175,6 +185,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 )
             self.bucket_names[region] = bucket.bucket
             self.bucket_arns[region] = bucket.arn
+            self.bucket_domain_names[region] = bucket.bucket_regional_domain_name
             versionings.append(
                 self._secure_copy(copy, region, bucket, self.key_arns[region], args, child)
             )
@@ -239,7 +250,9 @@ class ReplicatedBucket(pulumi.ComponentResource):
             f"{copy}-policy",
             region=region,
             bucket=bucket.bucket,
-            policy=bucket.arn.apply(tls_only_policy),
+            policy=pulumi.Output.all(bucket.arn, *args.cloudfront_readers).apply(
+                lambda v: tls_only_policy(v[0], cloudfront_readers=v[1:])
+            ),
             # S3 rejects a policy while the public access block is being changed.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
         )
@@ -403,11 +416,29 @@ class ReplicatedBucket(pulumi.ComponentResource):
             )
 
 
-def tls_only_policy(bucket_arn: str) -> str:
+def tls_only_policy(bucket_arn: str, cloudfront_readers: Sequence[str] = ()) -> str:
+    """TLS 1.2+ only; plus, for ``cloudfront_readers``, s3:GetObject for the CloudFront service
+    principal on behalf of exactly those distributions (origin access control:
+    https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html).
+    Block Public Access stays on: a grant to a service principal scoped by AWS:SourceArn is not
+    public."""
+    readers = []
+    if cloudfront_readers:
+        readers.append(
+            {
+                "Sid": "AllowCloudFrontServicePrincipalReadOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringEquals": {"AWS:SourceArn": source_arns(cloudfront_readers)}},
+            }
+        )
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
+                *readers,
                 {
                     "Sid": "DenyInsecureTransport",
                     "Effect": "Deny",
