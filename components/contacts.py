@@ -25,6 +25,10 @@ from typing import Any
 from components.objectives import PROJECT, ConfigError, _suggest
 
 CONTACTS_NAMESPACE = f"{PROJECT}-contacts"
+# SNS message attributes the subscriptions filter on (components/notification_topics.py) and the
+# publishers set (scripts/dataops/notify.py).
+ESCALATION_ATTRIBUTE = "escalation-level"
+AUDIENCE_ATTRIBUTE = "audience"
 
 
 def _structured(key: str, value: Any) -> Any:

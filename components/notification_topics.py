@@ -27,14 +27,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.contacts import Contacts, Endpoint
+from components.contacts import AUDIENCE_ATTRIBUTE, ESCALATION_ATTRIBUTE, Contacts, Endpoint
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import ConfigError, Objectives, class_tags
 
 DATASET = "communication"
 DATA_CLASS = "operational"
-ESCALATION_ATTRIBUTE = "escalation-level"
-AUDIENCE_ATTRIBUTE = "audience"
 TOPICS = ("team", "stakeholders")
 
 

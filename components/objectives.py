@@ -79,7 +79,9 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: Any, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
         shown = "(missing)" if value is _MISSING else repr(value)
-        super().__init__(f"{PROJECT}:{key} = {shown} is not valid: {allowed}")
+        # Keys of the project's other namespaces (platform-dr-services:x) come fully qualified.
+        qualified = key if ":" in key.split(".", 1)[0] else f"{PROJECT}:{key}"
+        super().__init__(f"{qualified} = {shown} is not valid: {allowed}")
 
 
 class _Missing:

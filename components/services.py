@@ -382,11 +382,14 @@ def parse_catalogue(
             )
         fields.update(override)
         services.append(_service(name, fields, datasets=datasets, secret_names=secret_names))
-    records = [s.record for s in services]
+    owners: dict[str, str] = {}
     for service in services:
-        if records.count(service.record) > 1:
+        if service.record in owners:
             key = f"{SERVICES_NAMESPACE}:{service.name}.record"
-            raise ConfigError(key, service.record, "a DNS record of its own per service")
+            raise ConfigError(
+                key, service.record, f"a DNS record of its own ({owners[service.record]} has it)"
+            )
+        owners[service.record] = service.name
     tiers = []
     for tier in TIERS:
         members = tuple(s for s in services if s.tier == tier)

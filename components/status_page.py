@@ -112,9 +112,7 @@ class StatusPage(pulumi.ComponentResource):
 
     TYPE = "platform-dr:status_page:StatusPage"
 
-    def __init__(
-        self, name: str, args: StatusPageArgs, opts: pulumi.ResourceOptions | None = None
-    ):
+    def __init__(self, name: str, args: StatusPageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
         home, failover = _validate(args)
         child = pulumi.ResourceOptions(parent=self)

@@ -42,6 +42,7 @@ COMMAND_MODULES = [
     "scripts.dataops.render",
     "scripts.runbooks.failover",  # failover, failback
     "scripts.runbooks.rebuild",
+    "scripts.runbooks.recover",  # services back in priority order, with the status page
     "scripts.dataops.supabase",
 ]
 
