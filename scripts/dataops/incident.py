@@ -89,6 +89,8 @@ class IncidentPublisher:
     def _send(self, records: list, audience: str, event: str, level=None, **extra) -> None:
         if self.notifier is None or not self.templates.has(audience, event):
             return
+        if level is not None:
+            extra["level"] = level
         result = self.notifier.send(self._message(audience, event, **extra), level=level)
         records.append({**result, "ok": result.get("region") is not None})
 
