@@ -139,12 +139,66 @@ class WebhookReceiver(_Server):
             return [d for d in self.deliveries if d.path == "/" + path.lstrip("/")]
 
 
+class _EdgeHandler(_Quiet):
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        edge: LocalEdge = self.server.owner  # type: ignore[attr-defined]
+        status, headers, body = edge.fetch(self.path)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class LocalEdge(_Server):
+    """What the StatusPage distribution does for a viewer, on 127.0.0.1: a signed GetObject from
+    the first origin of the group, the second one when the first fails with a failover status
+    code or does not answer (components/status_page.py), and the default root object for ``/``.
+    Caching is left out: every request reads the copies."""
+
+    def __init__(self, aws: Any, outputs: Mapping[str, Any]):
+        from components.status_page import FAILOVER_STATUS_CODES
+
+        super().__init__(_EdgeHandler)
+        self.aws = aws
+        buckets = outputs["bucketNames"]
+        self.origins = [(r, buckets[r]) for r in (outputs["homeRegion"], outputs["failoverRegion"])]
+        self.failover_codes = set(FAILOVER_STATUS_CODES)
+        self.served_from: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def fetch(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        key = path.split("?", 1)[0].lstrip("/") or "index.html"
+        status = 502
+        for region, bucket in self.origins:
+            try:
+                obj = self.aws.client("s3", region).get_object(Bucket=bucket, Key=key)
+            except Exception as exc:  # noqa: BLE001 - an error status or no answer at all
+                response = getattr(exc, "response", {}) or {}
+                status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 504)
+                if status in self.failover_codes or not response:
+                    continue
+                return status, {}, b""
+            self.served_from.append(region)
+            headers = {"Content-Type": obj.get("ContentType") or "application/octet-stream"}
+            if obj.get("CacheControl"):
+                headers["Cache-Control"] = obj["CacheControl"]
+            return 200, headers, obj["Body"].read()
+        return status, {}, b""
+
+
 # ---------------------------------------------------------------------------------------------
 # The cloud: moto seeded from the declared program
 
 
 def declared(
-    stack: str, contacts: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+    stack: str,
+    contacts: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate the real program for ``stack`` with ``contacts`` (secret config, keys without
     the namespace: oncall, team, stakeholders) and config ``overrides``."""
@@ -184,7 +238,7 @@ def seed(
     """Create in moto what ``evaluation`` declares for recovering into ``region``, and return
     its outputs with moto's own ids (zone id, topic ARNs) in place of the mocks'."""
     outputs = json.loads(json.dumps(evaluation.outputs, default=str))
-    for dataset, copies in outputs["buckets"].items():
+    for copies in outputs["buckets"].values():
         _versioned_bucket(aws.client("s3", region), copies[region], region)
     for name, arns in outputs["secretArns"].items():
         for secret_region in secret_regions or list(arns):
