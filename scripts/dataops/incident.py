@@ -178,7 +178,9 @@ class IncidentPublisher:
         values = {
             "tier": tier,
             "verdict": "met" if met else "NOT met",
-            "elapsed": "not healthy by the deadline" if elapsed_s is None else fmt_elapsed(elapsed_s),
+            "elapsed": "not healthy by the deadline"
+            if elapsed_s is None
+            else fmt_elapsed(elapsed_s),
             "tier_rto": format_duration(rto_s),
             "summary": summary.strip(),
         }
@@ -203,8 +205,12 @@ class IncidentPublisher:
 
     def resolved(self, all_met: bool, summary: str) -> dict[str, Any]:
         healthy = all(s.status == "operational" for s in self.board.services)
-        values = {"verdict": "all tiers met" if all_met else "NOT all tiers met", "summary": summary}
-        self._users("incident-resolved" if healthy else "tier-result", "resolved" if healthy else "monitoring", **values)
+        verdict = "all tiers met" if all_met else "NOT all tiers met"
+        values = {"verdict": verdict, "summary": summary}
+        if healthy:
+            self._users("incident-resolved", "resolved", **values)
+        else:
+            self._users("tier-result", "monitoring", **values)
         messages: list = []
         self._send(messages, "team", "incident-resolved", **values)
         self._send(messages, "stakeholders", "incident-resolved", **values)

@@ -81,7 +81,7 @@ class DependencyChecker:
         if in_recovery:
             return Verdict(False, "the database is a standby; promote it (drctl failover)")
         if read_only == "on":
-            return Verdict(False, "the database is fenced read-only (default_transaction_read_only)")
+            return Verdict(False, "fenced read-only (default_transaction_read_only is on)")
         return Verdict(True, "primary, takes writes")
 
     def _dataset(self, name: str) -> Verdict:

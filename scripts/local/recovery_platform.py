@@ -42,9 +42,11 @@ class _Server:
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        """Idempotent: a fault may stop a server before its owner does."""
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
         self.httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 class _Quiet(BaseHTTPRequestHandler):
