@@ -139,7 +139,8 @@ def check_page(
         Check(
             "incident opened with every service down",
             down == {"outage"} and (first.get("incident") or {}).get("status") == "investigating",
-            f"first version: services {sorted(down)}, incident {first.get('incident', {})}",
+            f"first version: services {sorted(down)}, "
+            f"incident {(first.get('incident') or {}).get('status')}",
         )
     )
     order_ok, detail = True, "each tier started after the one before it was healthy or late"
