@@ -377,3 +377,59 @@ def test_a_secret_in_a_failure_message_never_reaches_an_audience(
     assert "[redacted]" in published
     journal = (tmp_path / "recover.json").read_text()
     assert "pw-Hunter2-XYZ" not in journal
+
+
+def test_a_rebuild_stack_runs_the_rebuilds_own_preflight(platform, moto, stand_ins, tmp_path):
+    """recover --stack dr: the rebuild's preflight (scripts/runbooks/rebuild.py) runs first and
+    stops the recovery (exit 4) when a copy the rebuild adopts is missing in the region."""
+    from scripts.runbooks.recover import rebuild_preflight_for
+
+    target = load_target("dr")
+    assert target.region == REGION and target.objectives.is_rebuild
+    # prod's copies the dr stack adopts: in its primary (us-west-2) and DR (eu-west-1) regions
+    third = "eu-west-1"
+    source = {"regions": {"primary": PRIMARY, "dr": REGION, "third": third}, "drStandby": {}}
+    source["buckets"] = {}
+    for dataset, copies in platform["outputs"]["buckets"].items():
+        moto.client("s3", third).create_bucket(
+            Bucket=copies[third], CreateBucketConfiguration={"LocationConstraint": third}
+        )
+        source["buckets"][dataset] = {REGION: copies[REGION], third: copies[third]}
+    preflight = rebuild_preflight_for(
+        target, moto, lambda: source, which=lambda _: "/usr/local/bin/pulumi", open_stack=None
+    )
+    fast = RecoverOptions(time_scale=360000, retry_interval_s=60)  # every deadline is instant
+    servers = {
+        s.name: stand_ins.get(s.name) or stand_ins["user-auth"] for s in target.catalogue.services
+    }
+    result = run_recover(
+        target,
+        moto,
+        execute=True,
+        yes=True,
+        outputs=platform["outputs"],
+        options=fast,
+        health_url=lambda s: servers[s.name].url,
+        rebuild_preflight=preflight,
+        journal=tmp_path / "dr.json",
+    )
+    checks = next(r for r in result.report.steps if r["name"] == "preflight")["result"]["rebuild"][
+        "checks"
+    ]
+    assert {c["what"] for c in checks} >= {"creator-audio copy"} and all(c["ok"] for c in checks)
+    # the fault: the copy the rebuild would adopt in its primary region is gone
+    source["buckets"]["creator-audio"][REGION] = "creator-audio-deleted-copy"
+    with pytest.raises(DrctlError) as raised:
+        run_recover(
+            target,
+            moto,
+            execute=True,
+            yes=True,
+            outputs=platform["outputs"],
+            options=fast,
+            health_url=lambda s: servers[s.name].url,
+            rebuild_preflight=preflight,
+            journal=tmp_path / "dr-2.json",
+        )
+    assert raised.value.code == ExitCode.PRECONDITION_FAILED
+    assert "creator-audio copy creator-audio-deleted-copy in us-west-2" in str(raised.value)

@@ -21,6 +21,13 @@ from scripts.local.evaluate import RecordingMocks, evaluate_stack, read_stack_co
 SECRETS = ["payments", "email", "ai-model", "cdn", "analytics"]
 
 
+def pulumi_secret(value) -> bool:
+    """How the mocks record a secret input: Pulumi's secret signature beside the value."""
+    from pulumi.runtime import rpc
+
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
 def _objectives(**overrides):
     raw = {**read_stack_config("prod"), **{f"platform-dr:{k}": v for k, v in overrides.items()}}
     return parse_objectives(raw, "prod")
@@ -235,6 +242,8 @@ def test_contacts_become_secret_subscriptions_with_escalation_filters():
     ]
     regions = {s.inputs["region"] for s in subs}
     assert regions == {"us-west-2", "eu-west-1"}  # never the primary region
+    # every endpoint stays a Pulumi secret in the state
+    assert all(pulumi_secret(s.inputs["endpoint"]) for s in subs)
     team = [s for s in subs if s.name.startswith("communication-team-")]
     assert all("filterPolicy" not in s.inputs for s in team)  # the team hears everything
     board = [s for s in subs if s.name.startswith("communication-stakeholders-")]
