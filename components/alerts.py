@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import deny_insecure_transport
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import class_tags
 
@@ -98,14 +99,7 @@ def _topic_policy(topic_arn: str, account_id: str) -> str:
                     "Resource": topic_arn,
                     "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
                 },
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                deny_insecure_transport("sns:Publish", topic_arn),
             ],
         }
     )

@@ -20,3 +20,15 @@ def service_trust_policy(service: str, account_id: str | None = None) -> str:
     if account_id is not None:
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def deny_insecure_transport(action: str, resource: str | list[str]) -> dict:
+    """A policy statement refusing ``action`` on ``resource`` over plain HTTP (any principal)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }

@@ -28,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.contacts import AUDIENCE_ATTRIBUTE, ESCALATION_ATTRIBUTE, Contacts, Endpoint
+from components.iam import deny_insecure_transport
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import ConfigError, Objectives, class_tags
 
@@ -64,14 +65,7 @@ def topic_policy(topic_arn: str, account_id: str) -> str:
                     "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes"],
                     "Resource": topic_arn,
                 },
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                deny_insecure_transport("sns:Publish", topic_arn),
             ],
         }
     )

@@ -68,15 +68,18 @@ def _source_arn_problems(statement: Mapping[str, Any]) -> list[str]:
     return [f"statement {sid}: AWS:SourceArn {v!r} is not one distribution's ARN" for v in bad]
 
 
+def _cloudfront_grants(props: Mapping[str, Any]):
+    """(sid, actions, statement) of each statement of the policy that allows CloudFront."""
+    for statement in _statements(_policy_doc(props.get("policy"))):
+        if _grants_cloudfront(statement):
+            yield statement.get("Sid", "?"), set(_as_list(statement.get("Action"))), statement
+
+
 def s3_cloudfront_grant_scoped(props: Mapping[str, Any]) -> list[str]:
     """[OAC] The bucket policy lets CloudFront read objects (s3:GetObject on ``<bucket>/*``) for
     named distributions only, and nothing else."""
     problems = []
-    for statement in _statements(_policy_doc(props.get("policy"))):
-        if not _grants_cloudfront(statement):
-            continue
-        sid = statement.get("Sid", "?")
-        actions = set(_as_list(statement.get("Action")))
+    for sid, actions, statement in _cloudfront_grants(props):
         if actions != {"s3:GetObject"}:
             problems.append(f"statement {sid} grants {sorted(actions)}; CloudFront reads only")
         resources = _as_list(statement.get("Resource"))
@@ -90,11 +93,7 @@ def kms_cloudfront_grant_scoped(props: Mapping[str, Any]) -> list[str]:
     """[OAC] A key that encrypts objects CloudFront serves gives the CloudFront principal
     kms:Decrypt, for named distributions only; without it every SSE-KMS object answers 403."""
     problems = []
-    for statement in _statements(_policy_doc(props.get("policy"))):
-        if not _grants_cloudfront(statement):
-            continue
-        sid = statement.get("Sid", "?")
-        actions = set(_as_list(statement.get("Action")))
+    for sid, actions, statement in _cloudfront_grants(props):
         if "kms:Decrypt" not in actions:
             problems.append(f"statement {sid} grants {CLOUDFRONT} no kms:Decrypt")
         extra = actions - {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"}
@@ -254,10 +253,9 @@ STATUS_PAGE_TYPE = "platform-dr:status_page:StatusPage"
 
 def _cloudfront_source_arns(policy: Any) -> set[str]:
     found: set[str] = set()
-    for statement in _statements(_policy_doc(policy)):
-        if _grants_cloudfront(statement):
-            equals = _get(statement, "Condition", "StringEquals") or {}
-            found |= {str(v) for v in _as_list(equals.get("AWS:SourceArn"))}
+    for _, _, statement in _cloudfront_grants({"policy": policy}):
+        equals = _get(statement, "Condition", "StringEquals") or {}
+        found |= {str(v) for v in _as_list(equals.get("AWS:SourceArn"))}
     return found
 
 

@@ -62,13 +62,22 @@ class IncidentPublisher:
         self.templates = templates or Templates()
         self.secrets = list(secrets)
         self.clock = clock
-        loaded = page.load() if page else None
-        known = {s.name for s in catalogue.services}
-        if loaded is None or {s.name for s in loaded.services} != known:
-            loaded = StatusBoard.from_catalogue(catalogue, title)
-        self.board = loaded
+        self.title = title
+        self._board: StatusBoard | None = None
         self.incident_id = ""
         self.started_at = ""
+
+    @property
+    def board(self) -> StatusBoard:
+        """The page as last published (read on first use, so building a publisher touches no
+        cloud), or a new one when there is none or the catalogue changed."""
+        if self._board is None:
+            loaded = self.page.load() if self.page else None
+            known = {s.name for s in self.catalogue.services}
+            if loaded is None or {s.name for s in loaded.services} != known:
+                loaded = StatusBoard.from_catalogue(self.catalogue, self.title)
+            self._board = loaded
+        return self._board
 
     # -- plumbing ----------------------------------------------------------------------------------
 

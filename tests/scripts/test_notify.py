@@ -19,7 +19,6 @@ from scripts.dataops.notify import (
     Templates,
     scrub,
 )
-from tests.scripts.dr_cloud import MotoCloud
 
 VALUES = {name: f"<{name}>" for name in PLACEHOLDERS}
 
@@ -95,14 +94,8 @@ def test_rendered_values_are_scrubbed():
     assert "tok-XYZW12" not in message.body and "[redacted]" in message.body
 
 
-@pytest.fixture
-def moto():
-    cloud = MotoCloud()
-    yield cloud
-    cloud.stop()
-
-
 def test_the_first_topic_that_answers_carries_the_message_once(moto):
+    moto.reset()
     first = moto.client("sns", "us-west-2").create_topic(Name="team-dr")["TopicArn"]
     second = moto.client("sns", "eu-west-1").create_topic(Name="team-third")["TopicArn"]
     notifier = Notifier(moto, {"teamTopicArns": {"us-west-2": first, "eu-west-1": second}})

@@ -13,6 +13,7 @@ Objectives are prod's, run at time scale 1/600: the critical tier's 1 h is 6 s.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -26,7 +27,6 @@ from scripts.common import DrctlError, ExitCode
 from scripts.local.evaluate import ROOT, read_stack_config
 from scripts.local.recovery_platform import StandInService, WebhookReceiver, declared, seed
 from scripts.runbooks.recover import RecoverOptions, load_target, run_recover
-from tests.scripts.dr_cloud import MotoCloud
 
 REGION, PRIMARY = "us-west-2", "us-east-1"
 ZONE = "music-platform.example"
@@ -39,13 +39,6 @@ OVERRIDES = {
 }
 TOKENS = ("tok-level0-AAAA", "tok-level1-BBBB", "tok-chat-CCCC", "tok-board-DDDD", "tok-press-EEEE")
 DSN = "postgresql://app:pw-Hunter2-XYZ@127.0.0.1:1/app"
-
-
-@pytest.fixture(scope="module")
-def moto():
-    cloud = MotoCloud()
-    yield cloud
-    cloud.stop()
 
 
 @pytest.fixture(scope="module")
@@ -402,25 +395,9 @@ def test_a_rebuild_stack_runs_the_rebuilds_own_preflight(platform, moto, stand_i
     servers = {
         s.name: stand_ins.get(s.name) or stand_ins["user-auth"] for s in target.catalogue.services
     }
-    result = run_recover(
-        target,
-        moto,
-        execute=True,
-        yes=True,
-        outputs=platform["outputs"],
-        options=fast,
-        health_url=lambda s: servers[s.name].url,
-        rebuild_preflight=preflight,
-        journal=tmp_path / "dr.json",
-    )
-    checks = next(r for r in result.report.steps if r["name"] == "preflight")["result"]["rebuild"][
-        "checks"
-    ]
-    assert {c["what"] for c in checks} >= {"creator-audio copy"} and all(c["ok"] for c in checks)
-    # the fault: the copy the rebuild would adopt in its primary region is gone
-    source["buckets"]["creator-audio"][REGION] = "creator-audio-deleted-copy"
-    with pytest.raises(DrctlError) as raised:
-        run_recover(
+
+    def recover(journal: str):
+        return run_recover(
             target,
             moto,
             execute=True,
@@ -429,7 +406,97 @@ def test_a_rebuild_stack_runs_the_rebuilds_own_preflight(platform, moto, stand_i
             options=fast,
             health_url=lambda s: servers[s.name].url,
             rebuild_preflight=preflight,
-            journal=tmp_path / "dr-2.json",
+            journal=tmp_path / journal,
         )
+
+    result = recover("dr.json")
+    checks = next(r for r in result.report.steps if r["name"] == "preflight")["result"]["rebuild"][
+        "checks"
+    ]
+    assert {c["what"] for c in checks} >= {"creator-audio copy"} and all(c["ok"] for c in checks)
+    # the fault: the copy the rebuild would adopt in its primary region is gone
+    source["buckets"]["creator-audio"][REGION] = "creator-audio-deleted-copy"
+    with pytest.raises(DrctlError) as raised:
+        recover("dr-2.json")
     assert raised.value.code == ExitCode.PRECONDITION_FAILED
     assert "creator-audio copy creator-audio-deleted-copy in us-west-2" in str(raised.value)
+
+
+class _NoCloud:
+    """An Aws that fails the test if anything reaches the cloud."""
+
+    def client(self, service, region):
+        raise AssertionError(f"{service} in {region} was called")
+
+
+def test_cli_refuses_without_yes_before_touching_the_cloud(monkeypatch, tmp_path):
+    import scripts.runbooks.recover as recover_module
+
+    monkeypatch.setattr(recover_module, "make_aws", _NoCloud)
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text("{}")
+    result = CliRunner().invoke(
+        app,
+        [
+            "recover",
+            "--stack",
+            "prod",
+            "--outputs",
+            str(outputs),
+            "--execute",
+            "--journal",
+            str(tmp_path / "j.json"),
+        ],
+    )
+    assert result.exit_code == ExitCode.REFUSED
+    assert "without --yes" in result.output
+    assert not (tmp_path / "j.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--incident-start", "yesterday"], "--incident-start 'yesterday': an ISO 8601 time"),
+        (["--stack", "staging"], "no stack 'staging'"),
+    ],
+)
+def test_cli_bad_arguments_exit_2(args, words):
+    result = CliRunner().invoke(app, ["recover", *args])
+    assert result.exit_code == ExitCode.INVALID_CONFIG
+    assert words in " ".join(result.output.split())
+
+
+def test_cli_exits_1_when_a_tier_is_not_met(monkeypatch, platform, moto, tmp_path):
+    """Through the CLI: an incident that started 25 h ago has every deadline behind it, so each
+    check runs once; the health endpoints answer 500; every tier is NOT met: exit 1."""
+    import scripts.runbooks.recover as recover_module
+
+    class Failing:
+        def get(self, url, timeout):
+            return 500
+
+    monkeypatch.setattr(recover_module, "make_aws", lambda: moto)
+    monkeypatch.setattr(recover_module, "UrllibClient", Failing)
+    monkeypatch.setattr(recover_module, "load_target", lambda stack: platform["target"])
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(platform["outputs"]))
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)).isoformat()
+    result = CliRunner().invoke(
+        app,
+        [
+            "recover",
+            "--outputs",
+            str(outputs),
+            "--incident-start",
+            start,
+            "--execute",
+            "--yes",
+            "--json",
+            "--journal",
+            str(tmp_path / "j.json"),
+        ],
+    )
+    assert result.exit_code == ExitCode.OBJECTIVE_NOT_MET, result.output
+    doc = json.loads(result.stdout)
+    assert doc["all_met"] is False and [t["met"] for t in doc["tiers"]] == [False] * 4
+    assert doc["steps"][0]["result"]["started_at"].startswith(start[:16])

@@ -28,7 +28,6 @@ from scripts.dataops.incident import IncidentPublisher
 from scripts.dataops.status_page import StatusPageWriter
 from scripts.local.evaluate import read_stack_config
 from scripts.local.recovery_platform import LocalEdge, _versioned_bucket
-from tests.scripts.dr_cloud import MotoCloud
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 HOME, FAILOVER = "us-west-2", "eu-west-1"
@@ -42,13 +41,6 @@ OUTPUTS = {
 # 06:30 UTC on the morning the clocks change in St. John's is 04:00 local: a page that showed
 # local time would say 04:00 or 03:00.
 T0 = dt.datetime(2025, 3, 9, 6, 30, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def moto():
-    cloud = MotoCloud()
-    yield cloud
-    cloud.stop()
 
 
 @pytest.fixture(scope="module")

@@ -193,6 +193,25 @@ def emit_result(result: RecoverResult, as_json: bool) -> None:
         )
 
 
+def parse_incident_start(text: str | None) -> dt.datetime | None:
+    """'2025-03-09T06:12:00Z' -> an aware datetime; no offset means UTC."""
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise DrctlError(
+            f"--incident-start {text!r}: an ISO 8601 time such as 2025-03-09T06:12:00Z",
+            ExitCode.INVALID_CONFIG,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def make_aws() -> Aws:
+    """The clients the CLI uses; tests replace this to inject moto."""
+    return Aws(default_sessions)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def recover(
@@ -210,10 +229,10 @@ def register(app: typer.Typer) -> None:
             show_default=False,
             help="DSN of the database in the target region (env DRCTL_DATABASE_DSN).",
         ),
-        incident_start: dt.datetime | None = typer.Option(
+        incident_start: str | None = typer.Option(
             None,
             "--incident-start",
-            help="When the outage began (UTC if no offset); default now.",
+            help="When the outage began, ISO 8601 (UTC if no offset); default now.",
         ),
         retry_interval: float = typer.Option(DEFAULT_RETRY_S, "--retry-interval", min=0.1),
         execute: bool = typer.Option(False, "--execute", help="Act; without it a dry run."),
@@ -226,11 +245,9 @@ def register(app: typer.Typer) -> None:
         (dry run unless --execute: prints the ordered plan)."""
         try:
             target = load_target(stack)
-            start = incident_start
-            if start is not None and start.tzinfo is None:
-                start = start.replace(tzinfo=dt.UTC)
+            start = parse_incident_start(incident_start)
             options = RecoverOptions(retry_interval_s=retry_interval, incident_start=start)
-            aws = Aws(default_sessions)
+            aws = make_aws()
             preflight = None
             if execute and target.objectives.is_rebuild:
                 source = (
