@@ -234,7 +234,12 @@ def register(app: typer.Typer) -> None:
             "--incident-start",
             help="When the outage began, ISO 8601 (UTC if no offset); default now.",
         ),
-        retry_interval: float = typer.Option(DEFAULT_RETRY_S, "--retry-interval", min=0.1),
+        retry_interval: float = typer.Option(
+            DEFAULT_RETRY_S,
+            "--retry-interval",
+            min=0.1,
+            help="Seconds between re-checks of dependencies and health endpoints.",
+        ),
         execute: bool = typer.Option(False, "--execute", help="Act; without it a dry run."),
         yes: bool = typer.Option(False, "--yes", help="Do not ask; required without a TTY."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
