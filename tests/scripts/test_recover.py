@@ -171,7 +171,9 @@ def test_dry_run_prints_the_ordered_plan_offline(monkeypatch):
 def test_services_come_back_in_tier_order_with_the_page_and_every_audience_told(
     platform, moto, stand_ins, receiver, tmp_path
 ):
-    result = _run(platform, moto, stand_ins, tmp_path, secrets=(DSN,))
+    # 1/150: each critical step's share is 4 s, so a busy machine pages nobody by accident
+    relaxed = RecoverOptions(time_scale=150, retry_interval_s=60)
+    result = _run(platform, moto, stand_ins, tmp_path, secrets=(DSN,), options=relaxed)
     assert result.all_met is True
     assert [t["tier"] for t in result.tiers] == ["critical", "important", "enhanced", "optional"]
     for tier in result.tiers:
