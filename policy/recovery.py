@@ -185,7 +185,9 @@ class RecoveryPath:
 
     @property
     def verdict(self) -> str:
-        if self.blocked:
+        # A declared step without a time (nothing detects the outage, no failover record) is
+        # unbounded, not unknown: no measurement can fill it in.
+        if self.blocked or any(s.seconds is None and s.source == "declared" for s in self.steps):
             return NOT_MET
         if self.seconds is None:
             return UNKNOWN
