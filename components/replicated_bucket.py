@@ -93,6 +93,48 @@ def uses_rtc(objective: ClassObjective) -> bool:
     return True
 
 
+def replication_rules(
+    replicas: Sequence[str],
+    bucket_arns: Mapping[str, pulumi.Input[str]],
+    key_arns: Mapping[str, pulumi.Input[str]],
+    rtc: bool,
+) -> list[dict]:
+    """The primary copy's V2 replication rules, one per replica region, as pulumi-aws takes them.
+
+    The one place that says what a rule holds: the component declares these, and ``drctl verify``
+    compares the live rules with them field by field (bucket and key ARNs from the outputs).
+    """
+    rules = []
+    for priority, region in enumerate(replicas, start=1):
+        destination = {
+            "bucket": bucket_arns[region],
+            "storage_class": "STANDARD",
+            "encryption_configuration": {"replica_kms_key_id": key_arns[region]},
+            # Metrics on every rule: RTC requires them, and they feed the latency alarm.
+            "metrics": {"status": "Enabled", "event_threshold": {"minutes": RTC_MINUTES}},
+        }
+        if rtc:
+            destination["replication_time"] = {
+                "status": "Enabled",
+                "time": {"minutes": RTC_MINUTES},
+            }
+        rules.append(
+            {
+                "id": f"to-{region}",
+                "priority": priority,
+                "status": "Enabled",
+                "filter": {},
+                "delete_marker_replication": {"status": "Enabled"},
+                "source_selection_criteria": {
+                    "replica_modifications": {"status": "Enabled"},
+                    "sse_kms_encrypted_objects": {"status": "Enabled"},
+                },
+                "destination": destination,
+            }
+        )
+    return rules
+
+
 @dataclass
 class ReplicatedBucketArgs:
     """Arguments of ReplicatedBucket.
@@ -325,34 +367,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicy(
             f"{name}-replication-policy", role=role.id, policy=policy, opts=child
         )
-        rules = []
-        for priority, region in enumerate(replicas, start=1):
-            destination = {
-                "bucket": self.bucket_arns[region],
-                "storage_class": "STANDARD",
-                "encryption_configuration": {"replica_kms_key_id": self.key_arns[region]},
-                # Metrics on every rule: RTC requires them, and they feed the latency alarm.
-                "metrics": {"status": "Enabled", "event_threshold": {"minutes": RTC_MINUTES}},
-            }
-            if self.rtc:
-                destination["replication_time"] = {
-                    "status": "Enabled",
-                    "time": {"minutes": RTC_MINUTES},
-                }
-            rules.append(
-                {
-                    "id": f"to-{region}",
-                    "priority": priority,
-                    "status": "Enabled",
-                    "filter": {},
-                    "delete_marker_replication": {"status": "Enabled"},
-                    "source_selection_criteria": {
-                        "replica_modifications": {"status": "Enabled"},
-                        "sse_kms_encrypted_objects": {"status": "Enabled"},
-                    },
-                    "destination": destination,
-                }
-            )
+        rules = replication_rules(replicas, self.bucket_arns, self.key_arns, self.rtc)
         aws.s3.BucketReplicationConfig(
             f"{name}-replication",
             region=primary,
