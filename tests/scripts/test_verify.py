@@ -118,7 +118,9 @@ class World:
         }
         self.sessions = {r: _Regional(r) for r in (PRIMARY, DR, THIRD)}
         self.moto = {}
-        self.recovery_point_age = {c: dt.timedelta(minutes=30) for c in CLASSES}
+        self.recovery_point_age: dict[str, dt.timedelta | None] = {
+            c: dt.timedelta(minutes=30) for c in CLASSES
+        }
         self.latency: dict[str, float] = {}
         self.failed_operations: dict[str, float] = {}
         self.rds_stub = None
@@ -243,6 +245,13 @@ class World:
         vault = self.outputs["backupVaultNames"][PRIMARY]
         for cls in CLASSES:
             plan_id = self.outputs["backupPlanIds"][cls]
+            if self.recovery_point_age[cls] is None:
+                bk_stub.add_response(
+                    "list_recovery_points_by_backup_vault",
+                    {"RecoveryPoints": []},
+                    {"BackupVaultName": vault, "ByBackupPlanId": plan_id},
+                )
+                continue
             created = NOW - self.recovery_point_age[cls]
             bk_stub.add_response(
                 "list_recovery_points_by_backup_vault",
@@ -370,6 +379,19 @@ def test_stale_recovery_point_fails_its_class(world):
         3600,
     )
     assert bad.measured == pytest.approx(7200, abs=1)
+
+
+def test_a_class_without_any_recovery_point_fails(world):
+    """Stubber: ListRecoveryPointsByBackupVault answers no points for the operational plan."""
+    world.recovery_point_age["operational"] = None
+    checks = world.run()
+    [bad] = [c for c in checks if not c.ok]
+    assert (bad.check, bad.data_class, bad.status) == (
+        "backup-recovery-point",
+        "operational",
+        verify.Status.FAIL,
+    )
+    assert "never backed this class up" in bad.detail
 
 
 def test_missing_replication_rule_fails(world):
