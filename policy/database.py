@@ -116,7 +116,7 @@ def _self_managed(
 ) -> tuple[list[Bound], list[str], str]:
     regions = _get(objectives, "regions", default={})
     primary = regions.get("primary")
-    files = props.get("artefacts") or {}
+    files = props["artefacts"]
     found: list[Bound] = []
     problems = []
     archive = art.archiving(files)
@@ -214,7 +214,7 @@ def _supabase(
     objectives: Mapping,
 ) -> tuple[list[Bound], list[str], str]:
     regions = _get(objectives, "regions", default={})
-    files = props.get("artefacts") or {}
+    files = props["artefacts"]
     found: list[Bound] = []
     problems = []
     has_sub = any(r.type.endswith("/subscription:Subscription") for r in resources)
@@ -304,12 +304,22 @@ def _rds(
     return [], problems, description
 
 
+def rendered_files(component: Resource) -> dict[str, str]:
+    """The component's rendered host files (path -> text), each value read through the
+    resource's own mapping, so the pack's unknown-checking properties see every read."""
+    files = component.props.get("artefacts") or {}
+    return {path: files[path] for path in files} if isinstance(files, Mapping) else {}
+
+
 def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list:
     """The database under the critical class, with the bounds its rendered settings enforce."""
     named = by_name(resources)
     found = []
     for component in (r for r in resources if r.type == rules.POSTGRES_BACKUP_TYPE):
         props = _whole(dict(component.props))
+        # Read through the resource itself: in the pack, a file not known during a preview
+        # raises the SDK's UnknownValueError (an advisory) instead of being parsed as text.
+        props["artefacts"] = rendered_files(component)
         name, backend = component.name, props.get("backend")
         dataset = props.get("dataset", "database")
         if backend == "self-managed":

@@ -356,7 +356,7 @@ def _pitr_paths(
     regions: Mapping,
 ) -> list[RecoveryPath]:
     props = rules._whole(dict(component.props))
-    files = props.get("artefacts") or {}
+    files = database.rendered_files(component)
     size = float(props.get("databaseBytes") or 0)
     wal_per_s = float(props.get("walBytesPerHour") or 0) / 3600
     archive = art.archiving(files)

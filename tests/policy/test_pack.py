@@ -397,3 +397,16 @@ def test_components_are_seen_as_the_engine_shows_them_to_stack_policies(prod):
     assert audio.inputs["dataset"] == "creator-audio" and audio.inputs["dataClass"] == "critical"
     assert "bucket_names" in audio.inputs  # registered outputs, not constructor props
     assert _run(POLICIES[pack.STACK_POLICY_NAME], _stack_args(prod.resources)) == []
+
+
+def test_an_unknown_rendered_file_during_preview_is_advisory_not_a_violation(prod):
+    """A new stack's preview: the database's files name buckets not created yet. Reading one
+    raises the SDK's UnknownValueError (advisory); it is never parsed as a file."""
+
+    def unknown_conf(inputs):
+        inputs["artefacts"]["postgresql/conf.d/pgbackrest-archiving.conf"] = UNKNOWN_STRING_VALUE
+
+    resources = _mutated(prod, "database", unknown_conf)
+    with pytest.raises(UnknownValueError) as err:
+        _run(POLICIES[pack.STACK_POLICY_NAME], _stack_args(resources))
+    assert err.value.props[-1] == "postgresql/conf.d/pgbackrest-archiving.conf"
