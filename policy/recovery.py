@@ -244,67 +244,81 @@ def class_rto_verdict(paths: Sequence[RecoveryPath]) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The steps every path shares
+# What every path is built from
 
 
-def _detection(standby: Resource | None, named: Mapping) -> Step:
-    """Route 53 health check failing, then its alarm paging."""
-    name = standby.name if standby else ""
-    check = named.get(f"{name}-primary-check")
-    alarm = named.get(f"{name}-primary-unhealthy")
-    if check is None or alarm is None:
-        return Step("detection", None, "declared", "no health check and alarm on the primary")
-    props = rules._whole(dict(check.props))
-    interval, threshold = props.get("requestInterval"), props.get("failureThreshold")
-    paging = alarm_detection_s(rules._whole(dict(alarm.props)), 0)
-    if not (isinstance(interval, int) and isinstance(threshold, int)) or paging is None:
-        return Step("detection", None, "declared", "the health check or its alarm has no timing")
-    seconds = interval * threshold + paging + ROUTE53_METRIC_PUBLICATION_S
-    return Step(
-        "detection",
-        seconds,
-        "declared",
-        f"health check every {interval} s x {threshold} failures, alarm {paging} s, "
-        f"metric published within {ROUTE53_METRIC_PUBLICATION_S} s",
-    )
+@dataclass(frozen=True)
+class _Scene:
+    """The evaluated stack as the path builders need it."""
 
+    resources: Sequence[Resource]
+    named: Mapping[str, Resource]
+    database: Resource  # the PostgresBackup component
+    standby: Resource | None  # the DrStandby component
+    evidence: Evidence
+    rto: int
+    regions: Mapping[str, str]
 
-def _dns(standby: Resource | None, named: Mapping) -> Step:
-    name = standby.name if standby else ""
-    ttls = [
-        rules._whole(named[f"{name}-{role}"].props.get("ttl"))
-        for role in ("primary", "secondary")
-        if f"{name}-{role}" in named
-    ]
-    if not ttls or not all(isinstance(t, int) for t in ttls):
-        return Step("DNS switch", None, "declared", "no failover records with a TTL")
-    return Step("DNS switch", max(ttls), "declared", "resolvers keep the old answer for the TTL")
+    @property
+    def database_bytes(self) -> float:
+        return float(rules._whole(self.database.props.get("databaseBytes")) or 0)
 
+    def _own(self, role: str) -> Resource | None:
+        return self.named.get(f"{self.standby.name}-{role}") if self.standby else None
 
-def _scale_up(standby: Resource | None) -> list[Step]:
-    if standby is None or standby.props.get("mode") != rules.PILOT_LIGHT:
-        return []
-    seconds = rules._whole(standby.props.get("pilotLightRecoveryS"))
-    return [Step("pilot-light scale-up", seconds, "declared", "config pilotLightRecovery")]
+    def detection(self) -> Step:
+        """Route 53 health check failing, then its alarm paging."""
+        check, alarm = self._own("primary-check"), self._own("primary-unhealthy")
+        if check is None or alarm is None:
+            return Step("detection", None, "declared", "no health check and alarm on the primary")
+        props = rules._whole(dict(check.props))
+        interval, threshold = props.get("requestInterval"), props.get("failureThreshold")
+        paging = alarm_detection_s(rules._whole(dict(alarm.props)), 0)
+        if not (isinstance(interval, int) and isinstance(threshold, int)) or paging is None:
+            return Step("detection", None, "declared", "the health check or alarm has no timing")
+        seconds = interval * threshold + paging + ROUTE53_METRIC_PUBLICATION_S
+        return Step(
+            "detection",
+            seconds,
+            "declared",
+            f"health check every {interval} s x {threshold} failures, alarm {paging} s, "
+            f"metric published within {ROUTE53_METRIC_PUBLICATION_S} s",
+        )
 
+    def dns(self) -> Step:
+        records = [self._own(role) for role in ("primary", "secondary")]
+        ttls = [rules._whole(r.props.get("ttl")) for r in records if r is not None]
+        if not ttls or not all(isinstance(t, int) for t in ttls):
+            return Step("DNS switch", None, "declared", "no failover records with a TTL")
+        return Step("DNS switch", max(ttls), "declared", "resolvers keep the old answer that long")
 
-def _throughput_step(name: str, size: float, figure: str, evidence: Evidence) -> Step:
-    rate = evidence.figure(figure)
-    if rate is None:
-        why = evidence.why if evidence.status != "ok" else f"evidence has no {figure}"
-        return Step(name, None, "measured", why)
-    note = f"{size / 2**30:.1f} GiB at {rate / 2**20:.0f} MiB/s ({figure})"
-    if evidence.database_bytes and size > 10 * evidence.database_bytes:
-        note += f"; measured on {evidence.database_bytes / 2**30:.2f} GiB, extrapolated"
-    return Step(name, size / rate, "measured", note)
+    def scale_up(self) -> list[Step]:
+        if self.standby is None or self.standby.props.get("mode") != rules.PILOT_LIGHT:
+            return []
+        seconds = rules._whole(self.standby.props.get("pilotLightRecoveryS"))
+        return [Step("pilot-light scale-up", seconds, "declared", "config pilotLightRecovery")]
 
+    def steps(self, *recovery: Step, scale_up: bool = True) -> list[Step]:
+        """Detection, the DR region's scale-up, the recovery itself, then the DNS switch."""
+        return [self.detection(), *(self.scale_up() if scale_up else []), *recovery, self.dns()]
 
-def _fixed_step(name: str, figure: str, evidence: Evidence) -> Step:
-    seconds = evidence.figure(figure)
-    if seconds is None:
-        why = evidence.why if evidence.status != "ok" else f"evidence has no {figure}"
-        return Step(name, None, "measured", why)
-    return Step(name, seconds, "measured", figure)
+    def throughput(self, name: str, size: float, figure: str) -> Step:
+        rate = self.evidence.figure(figure)
+        if rate is None:
+            return Step(name, None, "measured", self._missing(figure))
+        note = f"{size / 2**30:.1f} GiB at {rate / 2**20:.0f} MiB/s ({figure})"
+        measured_on = self.evidence.database_bytes
+        if measured_on and size > 10 * measured_on:
+            note += f"; measured on {measured_on / 2**30:.2f} GiB, extrapolated"
+        return Step(name, size / rate, "measured", note)
+
+    def fixed(self, name: str, figure: str) -> Step:
+        seconds = self.evidence.figure(figure)
+        return Step(name, seconds, "measured", figure if seconds else self._missing(figure))
+
+    def _missing(self, figure: str) -> str:
+        evidence = self.evidence
+        return evidence.why if evidence.status != "ok" else f"evidence has no {figure}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,169 +327,127 @@ def _fixed_step(name: str, figure: str, evidence: Evidence) -> Step:
 NOT_MODELLED = "not included: the on-call response time and the validation after recovery"
 
 
-def _standby_path(
-    backend: str,
-    standby: Resource | None,
-    named: Mapping,
-    resources: Sequence[Resource],
-    evidence: Evidence,
-    rto: int,
-    regions: Mapping,
-) -> RecoveryPath:
+def _standby_path(scene: _Scene) -> RecoveryPath:
+    backend = scene.database.props.get("backend")
     figure = {"rds": "rds_promotion_s", "supabase": "logical_promotion_s"}.get(
         backend, "promotion_s"
     )
-    blocked = ""
+    standby, blocked = scene.standby, ""
     if standby is None:
         blocked = "no DR standby is declared"
     else:
-        target, problems, _ = database.standby_target(standby.props, standby.name, resources, named)
+        target, problems, _ = database.standby_target(
+            standby.props, standby.name, scene.resources, scene.named
+        )
         if target is None:
             blocked = "; ".join(problems)
-    steps = [
-        _detection(standby, named),
-        *_scale_up(standby),
-        _fixed_step("promotion", figure, evidence),
-        _dns(standby, named),
-    ]
-    survives = standby is not None and standby.props.get("drRegion") != regions.get("primary")
+    survives = standby is not None and standby.props.get("drRegion") != scene.regions.get("primary")
     notes = [
         NOT_MODELLED,
         "holds while the standby's lag is within the RPO: above it drctl failover refuses "
         "(failover-refusal) and this path waits",
     ]
-    return RecoveryPath("promote the DR standby", survives, steps, rto, blocked, notes)
+    steps = scene.steps(scene.fixed("promotion", figure))
+    return RecoveryPath("promote the DR standby", survives, steps, scene.rto, blocked, notes)
 
 
-def _pitr_paths(
-    component: Resource,
-    standby: Resource | None,
-    named: Mapping,
-    evidence: Evidence,
-    rto: int,
-    regions: Mapping,
-) -> list[RecoveryPath]:
-    props = rules._whole(dict(component.props))
-    files = database.rendered_files(component)
-    size = float(props.get("databaseBytes") or 0)
-    wal_per_s = float(props.get("walBytesPerHour") or 0) / 3600
+def _pitr_paths(scene: _Scene) -> list[RecoveryPath]:
+    files = database.rendered_files(scene.database)
+    wal_per_s = float(rules._whole(scene.database.props.get("walBytesPerHour")) or 0) / 3600
     archive = art.archiving(files)
     jobs, _ = art.scheduled_jobs(files)
     sources = sorted({j.source.split("/", 1)[0] + "/" for j in jobs if j.kind.startswith("backup")})
+    primary = scene.regions.get("primary")
     paths = []
-    for repo in archive.repos or [art.PgRepo(1, "s3", regions.get("primary"), None)]:
+    for repo in archive.repos or [art.PgRepo(1, "s3", primary, None)]:
         gaps = [art.backup_gaps(jobs, repo.index, via)["incr"] for via in sources]
-        survives = repo.type == "s3" and repo.region not in (None, regions.get("primary"))
+        survives = repo.type == "s3" and repo.region not in (None, primary)
         blocked = ""
         if not gaps or None in gaps:
             blocked = f"no backup reaches repo{repo.index}"
         elif archive.problems:
             blocked = f"WAL archiving is broken: {archive.problems[0]}"
         gap = max((g for g in gaps if g is not None), default=0)
-        steps = [
-            _detection(standby, named),
-            *_scale_up(standby),
-            _throughput_step("restore", size, "restore_bytes_per_s", evidence),
-            _throughput_step("WAL replay", wal_per_s * gap, "replay_bytes_per_s", evidence),
-            _dns(standby, named),
-        ]
+        steps = scene.steps(
+            scene.throughput("restore", scene.database_bytes, "restore_bytes_per_s"),
+            scene.throughput("WAL replay", wal_per_s * gap, "replay_bytes_per_s"),
+        )
         notes = [
             NOT_MODELLED,
             f"replays up to {rules.fmt_s(gap)} of WAL: the longest gap between backups "
             f"reaching repo{repo.index} in the host's timers and cron lines",
         ]
-        where = repo.region or repo.type
-        paths.append(
-            RecoveryPath(
-                f"PITR from repo{repo.index} ({where})", survives, steps, rto, blocked, notes
-            )
-        )
+        name = f"PITR from repo{repo.index} ({repo.region or repo.type})"
+        paths.append(RecoveryPath(name, survives, steps, scene.rto, blocked, notes))
     return paths
 
 
-def _rds_paths(
-    component: Resource,
-    standby: Resource | None,
-    named: Mapping,
-    resources: Sequence[Resource],
-    evidence: Evidence,
-    rto: int,
-    regions: Mapping,
-) -> list[RecoveryPath]:
-    size = float(rules._whole(component.props.get("databaseBytes")) or 0)
+def _rds_paths(scene: _Scene) -> list[RecoveryPath]:
     replicated = [
         r
-        for r in resources
+        for r in scene.resources
         if r.type.endswith(":InstanceAutomatedBackupsReplication")
-        and r.name.startswith(f"{component.name}-backups-")
-        and r.props.get("region") != regions.get("primary")
+        and r.name.startswith(f"{scene.database.name}-backups-")
+        and r.props.get("region") != scene.regions.get("primary")
     ]
+    unreplicated = "" if replicated else "automated backups are not replicated out of region"
     paths = []
     for name, survives, blocked in (
         ("RDS PITR in the primary region", False, ""),
-        (
-            "restore from the automated backups replicated to the DR region",
-            True,
-            "" if replicated else "automated backups are not replicated out of region",
-        ),
+        ("restore from the automated backups replicated to the DR region", True, unreplicated),
     ):
-        steps = [
-            _detection(standby, named),
-            _throughput_step("restore", size, "rds_restore_bytes_per_s", evidence),
-            _dns(standby, named),
-        ]
-        paths.append(RecoveryPath(name, survives, steps, rto, blocked, [NOT_MODELLED]))
+        restore = scene.throughput("restore", scene.database_bytes, "rds_restore_bytes_per_s")
+        steps = scene.steps(restore, scale_up=False)
+        paths.append(RecoveryPath(name, survives, steps, scene.rto, blocked, [NOT_MODELLED]))
     return paths
 
 
-def _supabase_paths(
-    component: Resource,
-    standby: Resource | None,
-    named: Mapping,
-    evidence: Evidence,
-    rto: int,
-    regions: Mapping,
-) -> list[RecoveryPath]:
-    size = float(rules._whole(component.props.get("databaseBytes")) or 0)
-    dr_copy = named.get(f"{component.name}-dumps-{regions.get('dr')}")
+def _supabase_paths(scene: _Scene) -> list[RecoveryPath]:
+    dr_copy = scene.named.get(f"{scene.database.name}-dumps-{scene.regions.get('dr')}")
     hosted = RecoveryPath(
         "Supabase hosted PITR (primary region)",
         False,
         [Step("restore", None, "measured", "Supabase does not publish PITR restore times")],
-        rto,
+        scene.rto,
         notes=[NOT_MODELLED],
     )
-    steps = [
-        _detection(standby, named),
-        *_scale_up(standby),
-        _throughput_step("pg_restore", size, "pg_restore_bytes_per_s", evidence),
-        _dns(standby, named),
-    ]
+    steps = scene.steps(
+        scene.throughput("pg_restore", scene.database_bytes, "pg_restore_bytes_per_s")
+    )
     blocked = "" if dr_copy is not None else "no copy of the dumps in the DR region"
     dump = RecoveryPath(
-        "pg_restore of the newest dump in the DR region", True, steps, rto, blocked, [NOT_MODELLED]
+        "pg_restore of the newest dump in the DR region",
+        True,
+        steps,
+        scene.rto,
+        blocked,
+        [NOT_MODELLED],
     )
     return [hosted, dump]
+
+
+BACKEND_PATHS = {"self-managed": _pitr_paths, "rds": _rds_paths, "supabase": _supabase_paths}
 
 
 def assess_rto(
     resources: Sequence[Resource], objectives: Mapping, evidence: Evidence
 ) -> RtoAssessment | None:
     """The database's recovery paths against the critical RTO; None without a database."""
-    named = rules.by_name(resources)
     component = next((r for r in resources if r.type == rules.POSTGRES_BACKUP_TYPE), None)
     if component is None:
         return None
-    standby = next((r for r in resources if r.type == rules.DR_STANDBY_TYPE), None)
-    regions = objectives.get("regions") or {}
-    rto = int(objectives["classes"]["critical"]["rto_s"])
-    backend = component.props.get("backend")
-    paths = [_standby_path(backend, standby, named, resources, evidence, rto, regions)]
-    if backend == "self-managed":
-        paths += _pitr_paths(component, standby, named, evidence, rto, regions)
-    elif backend == "rds":
-        paths += _rds_paths(component, standby, named, resources, evidence, rto, regions)
-    elif backend == "supabase":
-        paths += _supabase_paths(component, standby, named, evidence, rto, regions)
+    scene = _Scene(
+        resources,
+        rules.by_name(resources),
+        component,
+        next((r for r in resources if r.type == rules.DR_STANDBY_TYPE), None),
+        evidence,
+        int(objectives["classes"]["critical"]["rto_s"]),
+        objectives.get("regions") or {},
+    )
+    paths = [_standby_path(scene)]
+    backend_paths = BACKEND_PATHS.get(component.props.get("backend"))
+    if backend_paths:
+        paths += backend_paths(scene)
     verdict, why = class_rto_verdict(paths)
-    return RtoAssessment("critical", rto, verdict, why, paths, evidence)
+    return RtoAssessment("critical", scene.rto, verdict, why, paths, evidence)

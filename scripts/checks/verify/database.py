@@ -71,47 +71,51 @@ class PgBackRestSource:
         )
 
 
+def _restorable(ctx: Context, check: str, target: str, latest, present: str, absent: str):
+    """The age of a newest restorable time against the critical RPO (none reported: fail)."""
+    rpo = ctx.objectives.of(DATABASE_CLASS).rpo_s
+    age = age_s(ctx.now, latest) if latest else None
+    return Check(
+        check,
+        DATABASE_CLASS,
+        target,
+        None if age is None else round(age, 1),
+        rpo,
+        passed(age is not None and age <= rpo),
+        present if latest else absent,
+    )
+
+
 def rds_checks(ctx: Context) -> list[Check]:
-    objectives, rpo = ctx.objectives, ctx.objectives.of(DATABASE_CLASS).rpo_s
+    regions = ctx.objectives.regions
     arn = need(ctx.outputs, "database", "rdsInstanceArn")
     replica = need(ctx.outputs, "database", "automatedBackupsReplicationArn")
-    instance = ctx.clients("rds", objectives.regions.primary).describe_db_instances(
-        DBInstanceIdentifier=arn
-    )["DBInstances"][0]
-    checks = []
+    instance = ctx.clients("rds", regions.primary).describe_db_instances(DBInstanceIdentifier=arn)[
+        "DBInstances"
+    ][0]
     latest = instance.get("LatestRestorableTime")
-    age = age_s(ctx.now, latest) if latest else None
-    checks.append(
-        Check(
-            "rds-latest-restorable",
-            DATABASE_CLASS,
-            arn,
-            None if age is None else round(age, 1),
-            rpo,
-            passed(age is not None and age <= rpo),
-            f"latest restorable time {latest}" if latest else "no restorable time reported",
-        )
-    )
-    dr = objectives.regions.dr
-    found = ctx.clients("rds", dr).describe_db_instance_automated_backups(
+    found = ctx.clients("rds", regions.dr).describe_db_instance_automated_backups(
         DBInstanceAutomatedBackupsArn=replica
     )["DBInstanceAutomatedBackups"]
-    latest = (found[0].get("RestoreWindow") or {}).get("LatestTime") if found else None
-    age = age_s(ctx.now, latest) if latest else None
-    checks.append(
-        Check(
+    replica_latest = (found[0].get("RestoreWindow") or {}).get("LatestTime") if found else None
+    return [
+        _restorable(
+            ctx,
+            "rds-latest-restorable",
+            arn,
+            latest,
+            f"latest restorable time {latest}",
+            "no restorable time reported",
+        ),
+        _restorable(
+            ctx,
             "rds-dr-replica-restorable",
-            DATABASE_CLASS,
             replica,
-            None if age is None else round(age, 1),
-            rpo,
-            passed(age is not None and age <= rpo),
-            f"replicated backups in {dr} restorable to {latest}"
-            if latest
-            else f"no replicated automated backups in {dr}",
-        )
-    )
-    return checks
+            replica_latest,
+            f"replicated backups in {regions.dr} restorable to {replica_latest}",
+            f"no replicated automated backups in {regions.dr}",
+        ),
+    ]
 
 
 def pgbackrest_checks(
