@@ -11,8 +11,9 @@
   declared database size at the measured restore throughput, then replay of the WAL written since
   the newest backup reaching that repository (the declared WAL rate x the longest gap between
   backups in the host's timers and cron lines) at the measured replay throughput, then the TTL;
-- **RDS**: PITR in the primary region and a restore from the automated backups replicated to the
-  DR region; **supabase**: hosted PITR and pg_restore of the newest dump in the DR region.
+- **RDS**: PITR in the primary region, a restore from the automated backups replicated to the DR
+  region, and an AWS Backup restore of the recovery point copied to the DR vault; **supabase**:
+  hosted PITR and pg_restore of the newest dump in the DR region.
 
 Throughput comes from evidence: the JSON ``bench/restore.py`` writes (or the monthly restore
 test, in the same format), with the command, the date, the host and the figures. Missing, stale
@@ -59,7 +60,9 @@ FIGURES = {
     "replay_bytes_per_s": "WAL replay throughput during recovery, archive-get included",
     "promotion_s": "promotion of a streaming standby (pg_ctl promote, until it accepts writes)",
     "pg_restore_bytes_per_s": "pg_restore throughput of a custom-format dump",
-    "rds_restore_bytes_per_s": "RDS restore throughput (from an AWS Backup restore test)",
+    "rds_restore_bytes_per_s": "RDS point-in-time restore throughput (from a restore test)",
+    "aws_backup_restore_bytes_per_s": "AWS Backup restore of an RDS recovery point (from the "
+    "monthly restore-testing plan)",
     "rds_promotion_s": "RDS read replica promotion (from a drill)",
     "logical_promotion_s": "promotion of a logical subscriber (from a drill)",
 }
@@ -391,12 +394,33 @@ def _rds_paths(scene: _Scene) -> list[RecoveryPath]:
         and r.props.get("region") != scene.regions.get("primary")
     ]
     unreplicated = "" if replicated else "automated backups are not replicated out of region"
+    dr = scene.regions.get("dr")
+    copied = any(
+        f":{dr}:" in str(copy.get("destinationVaultArn", ""))
+        for plan in scene.resources
+        if plan.type == rules.BACKUP_PLAN_TYPE
+        and (plan.props.get("tags") or {}).get("backup-class") == "critical"
+        for rule in rules._as_list(plan.props.get("rules"))
+        for copy in rules._as_list(rule.get("copyActions"))
+    )
+    uncopied = "" if copied else f"the critical backup plan copies nothing to a vault in {dr}"
     paths = []
-    for name, survives, blocked in (
-        ("RDS PITR in the primary region", False, ""),
-        ("restore from the automated backups replicated to the DR region", True, unreplicated),
+    for name, survives, blocked, figure in (
+        ("RDS PITR in the primary region", False, "", "rds_restore_bytes_per_s"),
+        (
+            "restore from the automated backups replicated to the DR region",
+            True,
+            unreplicated,
+            "rds_restore_bytes_per_s",
+        ),
+        (
+            "AWS Backup restore of the copy in the DR vault",
+            True,
+            uncopied,
+            "aws_backup_restore_bytes_per_s",
+        ),
     ):
-        restore = scene.throughput("restore", scene.database_bytes, "rds_restore_bytes_per_s")
+        restore = scene.throughput("restore", scene.database_bytes, figure)
         steps = scene.steps(restore, scale_up=False)
         paths.append(RecoveryPath(name, survives, steps, scene.rto, blocked, [NOT_MODELLED]))
     return paths

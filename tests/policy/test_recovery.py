@@ -236,9 +236,28 @@ def test_rds_needs_figures_from_an_aws_restore_test():
         "promote the DR standby",
         "RDS PITR in the primary region",
         "restore from the automated backups replicated to the DR region",
+        "AWS Backup restore of the copy in the DR vault",
     }
+    assert all(p.survives_region_loss for p in assessment.paths[2:])
     measured = _evidence(rds_restore_bytes_per_s=200 * MIB, rds_promotion_s=300)
     assert _assess(resources, measured).verdict == recovery.MET
+    # Only the monthly AWS Backup restore test measured, and it is too slow for 1 h:
+    slow = _evidence(aws_backup_restore_bytes_per_s=10 * MIB)
+    assert _path(_assess(resources, slow), "AWS Backup").verdict == recovery.NOT_MET
+
+
+def test_an_aws_backup_plan_without_a_dr_copy_blocks_that_path():
+    resources = [
+        dataclasses.replace(
+            r, props={**r.props, "rules": [{**x, "copyActions": []} for x in r.props["rules"]]}
+        )
+        if r.name == "backup-critical"
+        else r
+        for r in _resources(dbBackend="rds")
+    ]
+    path = _path(_assess(resources, _evidence(aws_backup_restore_bytes_per_s=GIB)), "AWS Backup")
+    assert path.blocked == "the critical backup plan copies nothing to a vault in us-west-2"
+    assert path.verdict == recovery.NOT_MET
 
 
 def test_supabase_restores_the_newest_dump_in_the_dr_region():
