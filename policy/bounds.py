@@ -75,9 +75,8 @@ class Bound:
 
     def describe(self) -> str:
         if self.kind == GUARD:
-            return (
-                f"guarded at failover (not a bound on region loss): {self.via}"
-                + (f"; price: {self.price}" if self.price else "")
+            return f"guarded at failover (not a bound on region loss): {self.via}" + (
+                f"; price: {self.price}" if self.price else ""
             )
         if not self.enforced:
             when = "" if self.detection_s is None else f" within {fmt(self.detection_s)}"
