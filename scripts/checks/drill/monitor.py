@@ -1,0 +1,170 @@
+"""Detection and DNS as the application sees them: a health monitor, Route 53's failover answer,
+and a caching resolver that honours the record's TTL.
+
+moto stores health checks and failover records but runs no health checkers and answers no DNS
+queries, so the drill runs them itself, at the declared cadence divided by the time scale:
+
+- ``HealthMonitor`` polls the primary's TCP port every ``poll_interval_s`` (one checker; Route 53
+  runs many and judges by the share that fail), turns unhealthy after ``failure_threshold``
+  failures in a row, and evaluates the alarm on that status once per ``alarm_period_s``; the
+  alarm firing is the moment somebody (or something) starts `drctl failover`.
+- ``FailoverAuthority`` answers a failover record the way Route 53 does: PRIMARY while its health
+  check is healthy (or it has none), otherwise SECONDARY; the records are read from moto's
+  Route 53, so the runbook's UPSERT of the PRIMARY record changes the answer.
+- ``CachingResolver`` is the application's resolver: it keeps an answer for the record's TTL
+  (scaled), so a switch reaches the application only when the cached answer expires.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from scripts.checks.drill.timescale import Detection
+
+
+class HealthMonitor(threading.Thread):
+    """Polls ``host:port`` over TCP at the (scaled) declared cadence; times are wall clock."""
+
+    def __init__(self, detection: Detection, host: str, port: int):
+        super().__init__(name="drill-health-monitor", daemon=True)
+        self.detection = detection
+        self.address = (host, port)
+        self.started_at: float | None = None
+        self.unhealthy_at: float | None = None
+        self.alarm_at: float | None = None
+        self.polls = 0
+        self._halt = threading.Event()
+        self._alarmed = threading.Event()
+
+    @property
+    def healthy(self) -> bool:
+        return self.unhealthy_at is None
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def wait_for_alarm(self, timeout: float) -> float | None:
+        """Wall time the alarm fired, or None if it did not within ``timeout`` seconds."""
+        self._alarmed.wait(timeout)
+        return self.alarm_at
+
+    def _reachable(self) -> bool:
+        try:
+            with socket.create_connection(
+                self.address, timeout=max(0.05, self.detection.poll_interval_s)
+            ):
+                return True
+        except OSError:
+            return False
+
+    def run(self) -> None:
+        d = self.detection
+        self.started_at = now = time.time()
+        next_poll = now
+        next_period = now + d.alarm_period_s
+        failures = breaching = 0
+        while not self._halt.is_set():
+            ok = self._reachable()
+            now = time.time()
+            self.polls += 1
+            failures = 0 if ok else failures + 1
+            if failures >= d.failure_threshold and self.unhealthy_at is None:
+                self.unhealthy_at = now
+            if d.alarm_periods == 0:
+                self._fire(self.unhealthy_at)
+            else:
+                # One datapoint per period: the Minimum of HealthCheckStatus, 0 once unhealthy.
+                while now >= next_period:
+                    breaching = breaching + 1 if self.unhealthy_at is not None else 0
+                    if breaching >= d.alarm_periods:
+                        self._fire(next_period)
+                    next_period += d.alarm_period_s
+            next_poll += d.poll_interval_s
+            self._halt.wait(max(0.0, next_poll - time.time()))
+
+    def _fire(self, at: float | None) -> None:
+        if at is not None and self.alarm_at is None:
+            self.alarm_at = at
+            self._alarmed.set()
+
+    def to_record(self, failure_at: float) -> dict[str, Any]:
+        return {
+            "by": self.detection.by,
+            "alarm": self.detection.alarm,
+            "poll_interval_s": self.detection.poll_interval_s,
+            "failure_threshold": self.detection.failure_threshold,
+            "alarm_period_s": self.detection.alarm_period_s,
+            "alarm_periods": self.detection.alarm_periods,
+            "polls": self.polls,
+            "unhealthy_at_s": _rel(self.unhealthy_at, failure_at),
+            "at_s": _rel(self.alarm_at, failure_at),
+        }
+
+
+def _rel(at: float | None, origin: float) -> float | None:
+    return None if at is None else round(at - origin, 3)
+
+
+def _normalise(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+class FailoverAuthority:
+    """Route 53's answer for a failover record, from the record sets stored in moto."""
+
+    def __init__(self, route53: Any, zone_id: str, health: Callable[[str], bool]):
+        self.route53 = route53
+        self.zone_id = zone_id
+        self.health = health
+
+    def answer(self, name: str) -> tuple[str, float]:
+        sets = self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)
+        found = {
+            rs["Failover"]: rs
+            for rs in sets["ResourceRecordSets"]
+            if _normalise(rs["Name"]) == _normalise(name) and rs.get("Failover")
+        }
+        if "PRIMARY" not in found:
+            raise LookupError(f"no PRIMARY failover record {name} in zone {self.zone_id}")
+        primary = found["PRIMARY"]
+        check = primary.get("HealthCheckId")
+        chosen = primary if not check or self.health(check) else found.get("SECONDARY", primary)
+        return chosen["ResourceRecords"][0]["Value"], float(chosen.get("TTL", 0))
+
+
+class CachingResolver:
+    """Caches each answer for its TTL divided by the time scale; records when answers changed."""
+
+    def __init__(
+        self,
+        authority: FailoverAuthority,
+        time_scale: float,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.authority = authority
+        self.time_scale = time_scale
+        self.clock = clock
+        self.changes: list[tuple[float, str]] = []  # (wall time, answer) when it changed
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, name: str) -> str:
+        with self._lock:
+            now = self.clock()
+            hit = self._cache.get(name)
+            if hit and hit[1] > now:
+                return hit[0]
+            value, ttl = self.authority.answer(name)
+            self._cache[name] = (value, now + ttl / self.time_scale)
+            if not self.changes or self.changes[-1][1] != value:
+                self.changes.append((now, value))
+            return value
+
+    def first_answer(self, value: str, after: float) -> float | None:
+        """When the application first got ``value`` at or after ``after`` (wall time)."""
+        return next((t for t, v in self.changes if v == value and t >= after), None)
