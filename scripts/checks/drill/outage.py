@@ -29,6 +29,7 @@ from scripts.checks.drill.platform import (
     ledger_rows,
     lsn_int,
     poll,
+    set_and_reload,
     wal_commits,
 )
 from scripts.checks.drill.restore import wait_for_detection
@@ -147,8 +148,7 @@ def scenario_outage(ctx: DrillContext, result: ScenarioResult) -> None:
         if ctx.faults.active("replay-paused"):
             site.standby.execute("select pg_wal_replay_pause()")
         if ctx.faults.active("replication-stopped"):
-            site.standby.execute("alter system set primary_conninfo = ''")
-            site.standby.execute("select pg_reload_conf()")
+            set_and_reload(site.standby, "primary_conninfo", "")
         writer.start()
         monitor.start()
         time.sleep(ctx.db_load_s)

@@ -178,10 +178,10 @@ class PgSite:
             log_path=dirs["log"],
             process_max=2,
         )
-        settings = replace(settings, archive_push_timeout_s=mech.effective_push_timeout_s)
         passes = {1: secrets.token_urlsafe(24), 2: secrets.token_urlsafe(24)}
         conf_dir = make_postgres_dir(self.dir / "pgbackrest", 0o755)
         settings = write_config(settings, conf_dir, passes)
+        scale_push_timeout(Path(settings.config_path), mech.effective_push_timeout_s)
         pg = postgres_settings(self.ctx.objectives, settings)
         pg["archive_timeout"] = f"{mech.effective_archive_timeout_s}s"
         self.primary.settings.update({**pg, **OBSERVER_SETTINGS})
@@ -189,6 +189,7 @@ class PgSite:
         self.primary.start()
         # pgBackRest reaches Postgres on the socket named after the port picked at start.
         self.settings = write_config(replace(settings, pg_port=self.primary.port), conf_dir, passes)
+        scale_push_timeout(Path(self.settings.config_path), mech.effective_push_timeout_s)
         self.pgbackrest = PgBackRest.from_settings(self.settings)
         self.primary.execute("create database app")
         self.primary.execute(
@@ -245,6 +246,24 @@ def poll(probe: Callable[[], Any], timeout: float, every: float = 0.02) -> Any:
             return value
         time.sleep(every)
     return None
+
+
+def scale_push_timeout(conf: Path, seconds: float) -> None:
+    """Scale the WAL push timeout only. The rendered ``archive-timeout`` sits in [global], where
+    archive-get (the restore side) reads it too; waiting for a fetch is machine work, not a
+    mechanism interval, so the restore keeps the declared patience and only archive-push gets
+    the scaled one, in its own section."""
+    text = conf.read_text()
+    section = "[global:archive-push]\n"
+    if section not in text:
+        raise DrctlError(f"{conf} has no {section.strip()} section to scale the push timeout in")
+    conf.write_text(text.replace(section, f"{section}archive-timeout={seconds:g}\n", 1))
+
+
+def set_and_reload(cluster: Any, setting: str, value: str) -> None:
+    """ALTER SYSTEM on a running server and reload it: how a host's config changes under it."""
+    cluster.execute(f"alter system set {setting} = '{value}'")
+    cluster.execute("select pg_reload_conf()")
 
 
 def connect_app(conninfo: str):

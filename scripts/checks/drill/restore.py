@@ -27,6 +27,7 @@ from scripts.checks.drill.platform import (
     commit_of,
     ledger_rows,
     lsn_text,
+    set_and_reload,
     wal_commits,
 )
 from scripts.common import DrctlError
@@ -64,8 +65,7 @@ def scenario_database_corruption(ctx: DrillContext, result: ScenarioResult) -> N
     ctx.cleanups += [writer.stop, monitor.stop]
     with ctx.step(f"write load on ledger ({ctx.db_load_s:.1f} s)", "load"):
         if ctx.faults.active("archive-stalled"):
-            site.primary.execute("alter system set archive_command = '/bin/false'")
-            site.primary.execute("select pg_reload_conf()")
+            set_and_reload(site.primary, "archive_command", "/bin/false")
         writer.start()
         monitor.start()
         time.sleep(ctx.db_load_s)
