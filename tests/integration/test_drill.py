@@ -115,9 +115,11 @@ def test_steps_are_timed_from_the_failure_instant(runs):
         assert failures[0]["start_s"] == 0 and failures[0]["name"].startswith("incident")
         assert all(t["end_s"] <= 0 for t in steps if t["phase"] in ("setup", "load")), steps
         assert all(t["end_s"] >= t["start_s"] for t in steps)
-        recovery = [t for t in steps if t["phase"] not in ("setup", "load", "verify")]
-        # RTO ends when the service is back: at the end of the last recovery step.
-        assert s["rto_s"] == pytest.approx(max(t["end_s"] for t in recovery), abs=0.002)
+        recovery = [t["end_s"] for t in steps if t["phase"] not in ("setup", "load", "verify")]
+        service = [t["end_s"] for t in steps if t["phase"] in ("service", "validate")]
+        # RTO ends when the service is back (the app may get in while a tool is still exiting).
+        assert s["rto_s"] == pytest.approx(max(service), abs=0.001)
+        assert s["rto_s"] <= max(recovery) + 0.001
 
 
 def test_database_host_loss_includes_detection_at_the_declared_cadence(runs):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,7 @@ from scripts.checks.drill.faults import FAULTS, ScenarioFaults, check_faults
 from scripts.checks.drill.model import ScenarioResult, Write
 from scripts.checks.drill.monitor import CachingResolver, FailoverAuthority, HealthMonitor
 from scripts.checks.drill.pitr import drop_copy_rows
-from scripts.checks.drill.platform import archived_until, parse_commits
+from scripts.checks.drill.platform import archived_until, parse_commits, scale_push_timeout
 from scripts.checks.drill.restore import _unreadable_after
 from scripts.checks.drill.timescale import (
     Detection,
@@ -315,6 +316,27 @@ def test_calendar_intervals(calendar, seconds):
     assert calendar_interval_s(calendar) == seconds
 
 
+def test_only_archive_push_gets_the_scaled_timeout(tmp_path, prod):
+    from components.objectives import parse_objectives
+    from components.pgbackrest_config import posix_settings, render_pgbackrest_conf
+    from scripts.local.evaluate import read_stack_config
+
+    objectives = parse_objectives(read_stack_config("prod"), "prod")
+    settings = posix_settings(objectives, repo1_path="/r1", repo2_path="/r2", pg_path="/pg")
+    conf = tmp_path / "pgbackrest.conf"
+    conf.write_text(render_pgbackrest_conf(settings))
+    scale_push_timeout(conf, 0.6)
+    text = conf.read_text()
+    glob = text.split("[global:archive-push]")[0]
+    push = text.split("[global:archive-push]")[1].split("\n[")[0]
+    assert "archive-timeout=60" in glob  # archive-get (restores) keeps the declared patience
+    assert "archive-timeout=0.6" in push
+    assert push_timeout_from_conf(text) == 0.6
+    conf.write_text("[global]\narchive-timeout=60\n")
+    with pytest.raises(DrctlError, match="no \\[global:archive-push\\] section"):
+        scale_push_timeout(conf, 0.6)
+
+
 # -- the observer -------------------------------------------------------------------------------
 
 _WALDUMP_HEAD = "rmgr: Transaction len (rec/tot):"
@@ -394,14 +416,44 @@ def test_the_monitor_turns_unhealthy_after_the_threshold_and_the_alarm_follows()
     monitor = HealthMonitor(detection, "127.0.0.1", port)
     monitor.start()
     try:
+        started = time.time()
         while monitor.polls < 5:
-            assert monitor.wait_for_alarm(0.01) is None
-        assert monitor.healthy
+            assert monitor.wait_for_alarm(started, 0.01) is None
+        assert monitor.healthy and not monitor.went_unhealthy
         server.close()
-        closed = __import__("time").time()
-        assert monitor.wait_for_alarm(10) is not None
-        assert not monitor.healthy
-        assert closed <= monitor.unhealthy_at <= monitor.alarm_at
+        closed = time.time()
+        alarm = monitor.wait_for_alarm(closed, 10)
+        assert alarm is not None and not monitor.healthy
+        assert closed <= monitor.unhealthy_since(closed) <= alarm
+        record = monitor.to_record(closed)
+        assert record["polls"] > 3 and record["false_alarms_before_the_failure"] == 0
+    finally:
+        monitor.stop()
+        server.close()
+
+
+def test_a_blip_before_the_failure_heals_and_is_not_taken_for_the_failure():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    monitor = HealthMonitor(Detection("test", 0.02, 2, 0.03, 1, "alarm"), "127.0.0.1", port)
+    monitor.start()
+    try:
+        server.close()
+        assert monitor.wait_for_alarm(0, 10) is not None  # the blip
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        deadline = time.monotonic() + 10
+        while not monitor.healthy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert monitor.healthy and len(monitor.went_unhealthy) == 1
+        after_blip = time.time()
+        assert monitor.alarm_since(after_blip) is None
+        assert monitor.to_record(after_blip)["false_alarms_before_the_failure"] == 1
     finally:
         monitor.stop()
         server.close()

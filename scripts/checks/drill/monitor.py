@@ -6,8 +6,9 @@ queries, so the drill runs them itself, at the declared cadence divided by the t
 
 - ``HealthMonitor`` polls the primary's TCP port every ``poll_interval_s`` (one checker; Route 53
   runs many and judges by the share that fail), turns unhealthy after ``failure_threshold``
-  failures in a row, and evaluates the alarm on that status once per ``alarm_period_s``; the
-  alarm firing is the moment somebody (or something) starts `drctl failover`.
+  failures in a row (healthy again after as many successes), and evaluates the alarm on that
+  status once per ``alarm_period_s``; the alarm firing after the failure is the moment somebody
+  (or something) starts `drctl failover`.
 - ``FailoverAuthority`` answers a failover record the way Route 53 does: PRIMARY while its health
   check is healthy (or it has none), otherwise SECONDARY; the records are read from moto's
   Route 53, so the runbook's UPSERT of the PRIMARY record changes the answer.
@@ -33,25 +34,28 @@ class HealthMonitor(threading.Thread):
         super().__init__(name="drill-health-monitor", daemon=True)
         self.detection = detection
         self.address = (host, port)
-        self.started_at: float | None = None
-        self.unhealthy_at: float | None = None
-        self.alarm_at: float | None = None
+        self.healthy = True
         self.polls = 0
+        self.went_unhealthy: list[float] = []  # wall times the check turned unhealthy
+        self.alarms: list[float] = []  # wall times the alarm went from OK to ALARM
         self._halt = threading.Event()
-        self._alarmed = threading.Event()
-
-    @property
-    def healthy(self) -> bool:
-        return self.unhealthy_at is None
+        self._changed = threading.Condition()
 
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=10)
 
-    def wait_for_alarm(self, timeout: float) -> float | None:
-        """Wall time the alarm fired, or None if it did not within ``timeout`` seconds."""
-        self._alarmed.wait(timeout)
-        return self.alarm_at
+    def unhealthy_since(self, after: float) -> float | None:
+        return next((t for t in self.went_unhealthy if t >= after), None)
+
+    def alarm_since(self, after: float) -> float | None:
+        return next((t for t in self.alarms if t >= after), None)
+
+    def wait_for_alarm(self, after: float, timeout: float) -> float | None:
+        """Wall time the alarm fired at or after ``after``; None if not within ``timeout`` s."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.alarm_since(after) is not None, timeout)
+        return self.alarm_since(after)
 
     def _reachable(self) -> bool:
         try:
@@ -64,33 +68,40 @@ class HealthMonitor(threading.Thread):
 
     def run(self) -> None:
         d = self.detection
-        self.started_at = now = time.time()
-        next_poll = now
-        next_period = now + d.alarm_period_s
-        failures = breaching = 0
+        next_poll = time.time()
+        next_period = next_poll + d.alarm_period_s
+        failures = successes = breaching = 0
+        unhealthy_in_period = alarm = False
         while not self._halt.is_set():
             ok = self._reachable()
             now = time.time()
             self.polls += 1
-            failures = 0 if ok else failures + 1
-            if failures >= d.failure_threshold and self.unhealthy_at is None:
-                self.unhealthy_at = now
-            if d.alarm_periods == 0:
-                self._fire(self.unhealthy_at)
-            else:
-                # One datapoint per period: the Minimum of HealthCheckStatus, 0 once unhealthy.
-                while now >= next_period:
-                    breaching = breaching + 1 if self.unhealthy_at is not None else 0
-                    if breaching >= d.alarm_periods:
-                        self._fire(next_period)
-                    next_period += d.alarm_period_s
+            failures, successes = (0, successes + 1) if ok else (failures + 1, 0)
+            # Route 53: unhealthy after `threshold` failures in a row, healthy again after as
+            # many successes in a row.
+            if self.healthy and failures >= d.failure_threshold:
+                self.healthy = False
+                self.went_unhealthy.append(now)
+                if d.alarm_periods == 0:
+                    self._record(self.alarms, now)
+            elif not self.healthy and successes >= d.failure_threshold:
+                self.healthy = True
+            unhealthy_in_period |= not self.healthy
+            # One datapoint per period: the Minimum of HealthCheckStatus (0 if unhealthy at all).
+            while d.alarm_periods and now >= next_period:
+                breaching = breaching + 1 if unhealthy_in_period else 0
+                if breaching >= d.alarm_periods and not alarm:
+                    self._record(self.alarms, next_period)
+                alarm = breaching >= d.alarm_periods
+                unhealthy_in_period = not self.healthy
+                next_period += d.alarm_period_s
             next_poll += d.poll_interval_s
             self._halt.wait(max(0.0, next_poll - time.time()))
 
-    def _fire(self, at: float | None) -> None:
-        if at is not None and self.alarm_at is None:
-            self.alarm_at = at
-            self._alarmed.set()
+    def _record(self, where: list[float], at: float) -> None:
+        with self._changed:
+            where.append(at)
+            self._changed.notify_all()
 
     def to_record(self, failure_at: float) -> dict[str, Any]:
         return {
@@ -101,8 +112,9 @@ class HealthMonitor(threading.Thread):
             "alarm_period_s": self.detection.alarm_period_s,
             "alarm_periods": self.detection.alarm_periods,
             "polls": self.polls,
-            "unhealthy_at_s": _rel(self.unhealthy_at, failure_at),
-            "at_s": _rel(self.alarm_at, failure_at),
+            "unhealthy_at_s": _rel(self.unhealthy_since(failure_at), failure_at),
+            "at_s": _rel(self.alarm_since(failure_at), failure_at),
+            "false_alarms_before_the_failure": sum(1 for t in self.alarms if t < failure_at),
         }
 
 

@@ -84,6 +84,17 @@ def _legit(writes: list[Write]) -> list[tuple[Write, str]]:
     return [(w, PROMISED if w.acked_at is not None else UNCERTAIN) for w in writes]
 
 
+def _validate(ctx: DrillContext, s3: Any, bucket: str, as_of: dt.datetime | None = None) -> int:
+    """What the operator checks before calling it done: the same plan again, read-only, now
+    shows nothing left to do (or how much). The service is back when that is known."""
+    from scripts.dataops.object_recovery import plan_recovery
+
+    with ctx.step("validate: a fresh recovery plan (read-only) lists what is left", "validate"):
+        pending = len(plan_recovery(s3, bucket, "audio/", as_of).pending())
+    ctx.service_back(time.time())
+    return pending
+
+
 def scenario_security_breach(ctx: DrillContext, result: ScenarioResult) -> None:
     from scripts.dataops.object_recovery import apply_recovery, plan_recovery
 
@@ -165,7 +176,7 @@ def scenario_security_breach(ctx: DrillContext, result: ScenarioResult) -> None:
         audio_plan = apply_recovery(s3, plan_recovery(s3, audio, "audio/", as_of))
     with ctx.step("recover: remove the delete markers hiding the locked backups", "recover"):
         backup_plan = apply_recovery(s3_dr, plan_recovery(s3_dr, backups, "pgbackrest/"))
-    ctx.service_back(time.time())
+    pending_after = _validate(ctx, s3, audio, as_of)
     uploader.stop()
     with ctx.step("verify: every track and backup object against the as-of point", "verify"):
         recovered = current_objects(s3, audio, "audio/") | current_objects(
@@ -187,6 +198,7 @@ def scenario_security_breach(ctx: DrillContext, result: ScenarioResult) -> None:
         ),
         "audio_plan": audio_plan.counts(),
         "backup_plan": backup_plan.counts(),
+        "pending_after_recovery": pending_after,
         "buckets": {ctx.primary_region: audio, ctx.dr_region: backups},
     }
 
@@ -229,7 +241,7 @@ def scenario_accidental_deletion(ctx: DrillContext, result: ScenarioResult) -> N
             pending = plan.pending()
             plan.actions = [a for a in plan.actions if a not in pending[::3]]
         plan = apply_recovery(s3, plan)
-    ctx.service_back(time.time())
+    pending_after = _validate(ctx, s3, audio)
     uploader.stop()
     with ctx.step("verify: every track against its newest version before the deletion", "verify"):
         recovered = current_objects(s3, audio, "audio/")
@@ -242,5 +254,6 @@ def scenario_accidental_deletion(ctx: DrillContext, result: ScenarioResult) -> N
         "delete_markers_removed": sum(len(a.delete_marker_ids) for a in plan.actions if a.done),
         "uploads_during_the_incident": sum(1 for w in uploader.writes if w.sent_at > failure),
         "plan": plan.counts(),
+        "pending_after_recovery": pending_after,
         "bucket": audio,
     }

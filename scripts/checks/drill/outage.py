@@ -22,6 +22,7 @@ from scripts.checks.drill.failover_runbook import run_failover_runbook
 from scripts.checks.drill.model import ScenarioResult, Write
 from scripts.checks.drill.monitor import CachingResolver, FailoverAuthority, HealthMonitor
 from scripts.checks.drill.platform import (
+    STACK,
     DrillContext,
     PgSite,
     commit_of,
@@ -38,7 +39,6 @@ from scripts.local.aws import CachedClients
 ZONE = "drill.internal"
 RECORD = f"db.{ZONE}"
 SERVICE_TIMEOUT_S = 60
-STACK = "prod"
 
 
 def endpoint(region: str) -> str:
@@ -191,7 +191,7 @@ def scenario_outage(ctx: DrillContext, result: ScenarioResult) -> None:
             ctx.add_step(
                 f"the application's resolver answers {dr} (TTL {ctx.mechanisms.dns_ttl_s:g} s)",
                 "dns",
-                monitor.unhealthy_at or failure,
+                monitor.unhealthy_since(failure) or failure,
                 answered,
             )
         validated = outcome.finished_at("validate")

@@ -32,6 +32,7 @@ from scripts.checks.drill.timescale import Mechanisms
 from scripts.checks.drill.writers import DbWriter
 from scripts.common import DrctlError, progress
 
+STACK = "prod"  # the drill measures against prod's declared objectives and mechanisms
 SEED_ROWS = 5000
 LOAD_RPO_FACTOR = 1.25  # database write load before the failure, in scaled critical RPOs
 WAL_SEGMENT_BYTES = 16 * 1024 * 1024

@@ -34,18 +34,14 @@ from scripts.common import DrctlError
 
 
 def wait_for_detection(ctx: DrillContext, monitor: HealthMonitor, failure: float) -> float:
-    """Wait for the alarm; records the detection step and the scenario's detection record."""
+    """Wait for the alarm after the failure; records the detection steps."""
     timeout = 10 * ctx.mechanisms.detection.worst_case_s + 10
-    alarm = monitor.wait_for_alarm(timeout)
+    alarm = monitor.wait_for_alarm(failure, timeout)
     if alarm is None:
         raise DrctlError(f"the declared monitoring did not detect the failure in {timeout:.1f} s")
-    if monitor.unhealthy_at is not None:
-        ctx.add_step(
-            "detection: the health check turns unhealthy",
-            "detection",
-            failure,
-            monitor.unhealthy_at,
-        )
+    unhealthy = monitor.unhealthy_since(failure)
+    if unhealthy is not None:
+        ctx.add_step("detection: the health check turns unhealthy", "detection", failure, unhealthy)
     ctx.add_step(f"detection: alarm {monitor.detection.alarm} fires", "detection", failure, alarm)
     return alarm
 

@@ -20,7 +20,7 @@ from scripts.checks.drill.model import DrillReport, ScenarioResult
 from scripts.checks.drill.objects import scenario_accidental_deletion, scenario_security_breach
 from scripts.checks.drill.outage import scenario_outage
 from scripts.checks.drill.pitr import scenario_human_error
-from scripts.checks.drill.platform import DrillContext
+from scripts.checks.drill.platform import STACK, DrillContext
 from scripts.checks.drill.restore import scenario_database_corruption
 from scripts.checks.drill.timescale import (
     DEFAULT_TIME_SCALE,
@@ -29,8 +29,6 @@ from scripts.checks.drill.timescale import (
     mechanisms_from_evaluation,
 )
 from scripts.common import progress
-
-STACK = "prod"  # the drill measures against prod's declared objectives and mechanisms
 
 
 @dataclass(frozen=True)
