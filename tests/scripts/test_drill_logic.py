@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from policy.artefacts import parse_ini, pgbackrest_option
 from scripts.checks.drill import command, runner
 from scripts.checks.drill.datacheck import (
     AFTER_POINT,
@@ -33,11 +34,8 @@ from scripts.checks.drill.platform import archived_until, parse_commits, scale_p
 from scripts.checks.drill.restore import _unreadable_after
 from scripts.checks.drill.timescale import (
     Detection,
-    archive_timeout_from_conf,
-    calendar_interval_s,
     detection_from_declared,
     mechanisms_from_evaluation,
-    push_timeout_from_conf,
 )
 from scripts.cli import app
 from scripts.common import DrctlError
@@ -186,8 +184,10 @@ def test_mechanisms_are_read_from_what_prod_declares(prod):
     assert mech.push_timeout_s == 60
     assert (mech.detection.poll_interval_s, mech.detection.failure_threshold) == (10, 3)
     assert (mech.detection.alarm_period_s, mech.detection.alarm_periods) == (60, 1)
-    assert mech.detection.worst_case_s == 90
+    # 10 s x 3, the minute Route 53 takes to publish the status, one 60 s alarm period: as posture.
+    assert mech.detection.publication_s == 60 and mech.detection.worst_case_s == 150
     assert mech.dns_ttl_s == 60
+    # Longest gaps between backups reaching repo2 that restore at least each level.
     assert mech.backup_interval_s == {"full": 7 * 86400, "diff": 86400, "incr": 3600}
 
 
@@ -261,6 +261,7 @@ def test_detection_follows_a_cloudwatch_metric_health_check_to_its_alarm():
     detection = detection_from_declared(resources)
     assert (detection.poll_interval_s, detection.failure_threshold) == (10, 2)
     assert detection.worst_case_s == 20 and detection.alarm == "probe-alarm"
+    assert detection.publication_s == 0  # the probe's alarm is the check: nothing to publish
 
 
 def test_no_health_check_on_the_primary_record_is_a_precondition_error():
@@ -281,39 +282,7 @@ def test_endpoint_check_defaults_are_route53s_and_no_alarm_means_nobody_is_paged
     detection = detection_from_declared(resources)
     assert (detection.poll_interval_s, detection.failure_threshold) == (30, 3)
     assert detection.alarm_periods == 0 and "nobody is paged" in detection.alarm
-
-
-@pytest.mark.parametrize(
-    "line, seconds",
-    [
-        ("archive_timeout = '300s'", 300),
-        ("archive_timeout = '5min'", 300),
-        ("archive_timeout=90", 90),
-    ],
-)
-def test_archive_timeout_units(line, seconds):
-    assert archive_timeout_from_conf(f"# x\n{line}\n") == seconds
-
-
-def test_missing_archive_timeout_and_push_timeout_default():
-    with pytest.raises(DrctlError, match="archive_timeout"):
-        archive_timeout_from_conf("wal_level = 'replica'\n")
-    assert push_timeout_from_conf("[global]\nrepo1-type=posix\n") == 60
-    assert push_timeout_from_conf("[global]\narchive-timeout=12.5\n") == 12.5
-
-
-@pytest.mark.parametrize(
-    "calendar, seconds",
-    [
-        ("Sun *-*-* 01:00:00", 7 * 86400),
-        ("Mon..Sat *-*-* 01:00:00", 86400),
-        ("*-*-* *:30:00", 3600),
-        ("*-*-* 0/2:30:00", 7200),
-        ("weekly", None),
-    ],
-)
-def test_calendar_intervals(calendar, seconds):
-    assert calendar_interval_s(calendar) == seconds
+    assert detection.worst_case_s == 90
 
 
 def test_only_archive_push_gets_the_scaled_timeout(tmp_path, prod):
@@ -331,7 +300,9 @@ def test_only_archive_push_gets_the_scaled_timeout(tmp_path, prod):
     push = text.split("[global:archive-push]")[1].split("\n[")[0]
     assert "archive-timeout=60" in glob  # archive-get (restores) keeps the declared patience
     assert "archive-timeout=0.6" in push
-    assert push_timeout_from_conf(text) == 0.6
+    conf_ini = parse_ini(text)
+    assert pgbackrest_option(conf_ini, "main", "archive-push", "archive-timeout") == "0.6"
+    assert pgbackrest_option(conf_ini, "main", "archive-get", "archive-timeout") == "60"
     conf.write_text("[global]\narchive-timeout=60\n")
     with pytest.raises(DrctlError, match="no \\[global:archive-push\\] section"):
         scale_push_timeout(conf, 0.6)
@@ -412,7 +383,7 @@ def test_the_monitor_turns_unhealthy_after_the_threshold_and_the_alarm_follows()
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    detection = Detection("test", 0.02, 3, 0.05, 2, "alarm")
+    detection = Detection("test", 0.02, 3, 0.05, 2, "alarm", publication_s=0.04)
     monitor = HealthMonitor(detection, "127.0.0.1", port)
     monitor.start()
     try:

@@ -6,9 +6,10 @@ queries, so the drill runs them itself, at the declared cadence divided by the t
 
 - ``HealthMonitor`` polls the primary's TCP port every ``poll_interval_s`` (one checker; Route 53
   runs many and judges by the share that fail), turns unhealthy after ``failure_threshold``
-  failures in a row (healthy again after as many successes), and evaluates the alarm on that
-  status once per ``alarm_period_s``; the alarm firing after the failure is the moment somebody
-  (or something) starts `drctl failover`.
+  failures in a row (healthy again after as many successes), publishes that status once per
+  ``publication_s`` and evaluates the alarm on the published status once per
+  ``alarm_period_s``; the alarm firing after the failure is the moment somebody (or something)
+  starts `drctl failover`.
 - ``FailoverAuthority`` answers a failover record the way Route 53 does: PRIMARY while its health
   check is healthy (or it has none), otherwise SECONDARY; the records are read from moto's
   Route 53, so the runbook's UPSERT of the PRIMARY record changes the answer.
@@ -70,8 +71,9 @@ class HealthMonitor(threading.Thread):
         d = self.detection
         next_poll = time.time()
         next_period = next_poll + d.alarm_period_s
+        next_publication = next_poll + d.publication_s
         failures = successes = breaching = 0
-        unhealthy_in_period = alarm = False
+        published_healthy, unhealthy_in_period, alarm = True, False, False
         while not self._halt.is_set():
             ok = self._reachable()
             now = time.time()
@@ -86,14 +88,20 @@ class HealthMonitor(threading.Thread):
                     self._record(self.alarms, now)
             elif not self.healthy and successes >= d.failure_threshold:
                 self.healthy = True
-            unhealthy_in_period |= not self.healthy
+            # CloudWatch sees the status as of its last publication.
+            while d.publication_s and now >= next_publication:
+                published_healthy = self.healthy
+                next_publication += d.publication_s
+            if not d.publication_s:
+                published_healthy = self.healthy
+            unhealthy_in_period |= not published_healthy
             # One datapoint per period: the Minimum of HealthCheckStatus (0 if unhealthy at all).
             while d.alarm_periods and now >= next_period:
                 breaching = breaching + 1 if unhealthy_in_period else 0
                 if breaching >= d.alarm_periods and not alarm:
                     self._record(self.alarms, next_period)
                 alarm = breaching >= d.alarm_periods
-                unhealthy_in_period = not self.healthy
+                unhealthy_in_period = not published_healthy
                 next_period += d.alarm_period_s
             next_poll += d.poll_interval_s
             self._halt.wait(max(0.0, next_poll - time.time()))
@@ -111,6 +119,7 @@ class HealthMonitor(threading.Thread):
             "failure_threshold": self.detection.failure_threshold,
             "alarm_period_s": self.detection.alarm_period_s,
             "alarm_periods": self.detection.alarm_periods,
+            "publication_s": self.detection.publication_s,
             "polls": self.polls,
             "unhealthy_at_s": _rel(self.unhealthy_since(failure_at), failure_at),
             "at_s": _rel(self.alarm_since(failure_at), failure_at),

@@ -119,6 +119,11 @@ def _mechanism_lines(mech: dict[str, Any]) -> list[str]:
             f"{scaled['detection']['failure_threshold']}",
         ),
         (
+            "health status published to CloudWatch every",
+            det["publication_s"],
+            det_scaled["publication_s"],
+        ),
+        (
             "alarm period x periods",
             f"{det['alarm_period_s']:g} s x {det['alarm_periods']}",
             f"{det_scaled['alarm_period_s']:g} s x {det_scaled['alarm_periods']}",
@@ -131,7 +136,9 @@ def _mechanism_lines(mech: dict[str, Any]) -> list[str]:
         ("DNS TTL", declared["dns_ttl_s"], scaled["dns_ttl_s"]),
     ]
     for kind, value in declared["backup_interval_s"].items():
-        rows.append((f"{kind} backup every", value, scaled["backup_interval_s"][kind]))
+        rows.append(
+            (f"longest gap between {kind} backups", value, scaled["backup_interval_s"][kind])
+        )
     out = ["| mechanism | declared | as run |", "|---|---|---|"]
     for name, a, b in rows:
         out.append(f"| {name} | {_seconds(a)} | {_seconds(b)} |")

@@ -7,15 +7,16 @@ machine: restores, replay and promotion take the time they take here, which is w
 objectives stay meaningful only while N is moderate (docs/drill.md).
 
 The intervals come from evaluating the real program for prod under Pulumi's mocks
-(scripts/local/evaluate.py), the way ``drctl render`` and posture read it:
+(scripts/local/evaluate.py), the way ``drctl render`` and posture read it, and the rendered host
+files are parsed by the same code posture and the policy pack use (policy/artefacts.py):
 
-- ``archive_timeout`` from the rendered ``postgresql/conf.d/pgbackrest-archiving.conf``, and
-  pgBackRest's push timeout (``archive-timeout``) from the rendered ``pgbackrest.conf``: the files
-  the database hosts receive;
-- the backup schedule from the rendered systemd timers (``OnCalendar``);
+- ``archive_timeout`` from the rendered postgresql.conf fragment, and pgBackRest's push timeout
+  (``archive-timeout`` as archive-push reads it) from the rendered ``pgbackrest.conf``;
+- the backup schedule from the rendered systemd timers: the longest gap between backups reaching
+  repo2 (the DR region), per level;
 - how long detection takes and the DNS TTL from the declared Route 53 health check, its alarm and
-  the failover records (``detection_from_declared``: the one place that knows how a health check
-  turns into a detection delay).
+  the failover records (``detection_from_declared``: the one place in the drill that knows how a
+  health check turns into a detection delay).
 
 A count (the health check's failure threshold, the alarm's evaluation periods) does not scale:
 detection time scales through the intervals it multiplies.
@@ -23,21 +24,20 @@ detection time scales through the intervals it multiplies.
 
 from __future__ import annotations
 
-import configparser
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from policy import artefacts as art
+from policy.recovery import ROUTE53_METRIC_PUBLICATION_S
 from scripts.common import DrctlError, ExitCode
 
 DEFAULT_TIME_SCALE = 100.0
 MIN_TIME_SCALE, MAX_TIME_SCALE = 1.0, 3600.0
 
 POSTGRES_CONF = "postgresql/conf.d/pgbackrest-archiving.conf"
-PGBACKREST_CONF = "pgbackrest/pgbackrest.conf"
-TIMERS = {kind: f"systemd/pgbackrest-{kind}.timer" for kind in ("full", "diff", "incr")}
+DR_REPO = 2  # backup gaps are read for repo2, the repository that survives the primary region
 
 HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 RECORD = "aws:route53/record:Record"
@@ -64,8 +64,9 @@ class Detection:
     """How the loss of the primary is noticed, and how long that takes at most.
 
     ``poll_interval_s`` x ``failure_threshold`` is the health check turning unhealthy (Route 53
-    then answers the SECONDARY record); ``alarm_period_s`` x ``alarm_periods`` more is the alarm
-    that pages whoever runs `drctl failover`.
+    then answers the SECONDARY record); the status reaches CloudWatch at the next publication
+    (every ``publication_s``), and ``alarm_period_s`` x ``alarm_periods`` more is the alarm that
+    pages whoever runs `drctl failover`. The worst case is the sum, as posture states it.
     """
 
     by: str
@@ -74,11 +75,14 @@ class Detection:
     alarm_period_s: float
     alarm_periods: int
     alarm: str
+    publication_s: float = 0.0
 
     @property
     def worst_case_s(self) -> float:
         return (
-            self.poll_interval_s * self.failure_threshold + self.alarm_period_s * self.alarm_periods
+            self.poll_interval_s * self.failure_threshold
+            + self.publication_s
+            + self.alarm_period_s * self.alarm_periods
         )
 
     def scaled(self, factor: float) -> Detection:
@@ -86,6 +90,7 @@ class Detection:
             self,
             poll_interval_s=self.poll_interval_s / factor,
             alarm_period_s=self.alarm_period_s / factor,
+            publication_s=self.publication_s / factor,
         )
 
 
@@ -136,6 +141,8 @@ def detection_from_declared(resources: Iterable[Any]) -> Detection:
             alarm_period_s=_num(alarm.inputs, "period", 0) if alarm else 0.0,
             alarm_periods=_alarm_periods(alarm) if alarm else 0,
             alarm=alarm.name if alarm else "none declared: nobody is paged",
+            # Route 53 publishes HealthCheckStatus to CloudWatch once a minute (policy.recovery).
+            publication_s=float(ROUTE53_METRIC_PUBLICATION_S) if alarm else 0.0,
         )
     if kind == "CLOUDWATCH_METRIC":
         name = check.inputs.get("cloudwatchAlarmName")
@@ -182,59 +189,6 @@ def dns_ttl_from_declared(resources: Iterable[Any]) -> float:
     return max(ttls)
 
 
-_PG_UNITS = {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400, "": 1}
-
-
-def archive_timeout_from_conf(text: str) -> float:
-    """``archive_timeout`` of a postgresql.conf text, in seconds (its default unit)."""
-    found = None
-    for line in text.splitlines():
-        match = re.match(r"^\s*archive_timeout\s*=?\s*'?\s*([0-9.]+)\s*([a-z]*)\s*'?", line)
-        if match and match.group(2) in _PG_UNITS:
-            found = float(match.group(1)) * _PG_UNITS[match.group(2)]
-    if found is None:
-        raise DrctlError(
-            f"the rendered {POSTGRES_CONF} sets no archive_timeout", ExitCode.PRECONDITION_FAILED
-        )
-    return found
-
-
-def push_timeout_from_conf(text: str) -> float:
-    """pgBackRest's ``archive-timeout`` ([global]) of a pgbackrest.conf text, in seconds."""
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.read_string(text)
-    for section in ("global:archive-push", "global"):
-        if parser.has_option(section, "archive-timeout"):
-            return float(parser.get(section, "archive-timeout"))
-    return 60.0  # pgBackRest's default
-
-
-def calendar_interval_s(on_calendar: str) -> float | None:
-    """Seconds between runs of the OnCalendar forms components/pgbackrest_config.py renders
-    (``Sun *-*-* 01:00:00``, ``Mon..Sat *-*-* 01:00:00``, ``*-*-* *:30:00``, ``*-*-* 0/2:30:00``);
-    None for anything else."""
-    match = re.fullmatch(
-        r"(?:(\w+(?:\.\.\w+)?) )?\*-\*-\* ([0-9*/]+):\d\d:\d\d", on_calendar.strip()
-    )
-    if not match:
-        return None
-    days, hours = match.groups()
-    if days and ".." not in days:
-        return 7 * 86400.0
-    if hours == "*":
-        return 3600.0
-    if "/" in hours:
-        return int(hours.split("/")[1]) * 3600.0
-    return 86400.0
-
-
-def _on_calendar(text: str) -> str:
-    for line in text.splitlines():
-        if line.startswith("OnCalendar="):
-            return line.split("=", 1)[1]
-    return ""
-
-
 @dataclass(frozen=True)
 class Mechanisms:
     """The mechanism intervals the drill runs with, in seconds; ``sources`` says where each was
@@ -277,28 +231,29 @@ class Mechanisms:
 def mechanisms_from_evaluation(evaluation: Any) -> Mechanisms:
     """Read every interval from one evaluation of the stack (``scripts.local.evaluate``)."""
     artefacts = dict(evaluation.outputs.get("databaseArtefacts") or {})
-    missing = [p for p in (POSTGRES_CONF, PGBACKREST_CONF) if p not in artefacts]
-    if missing:
+    archive = art.archiving(artefacts)
+    if archive.archive_timeout_s is None or archive.push_timeout_s is None:
         raise DrctlError(
-            f"stack {evaluation.stack} renders no {', '.join(missing)} (databaseArtefacts): the "
-            "local drill runs the self-managed backend's rendered files",
+            f"stack {evaluation.stack}: the rendered host files give no archive timing the "
+            f"local drill can run ({'; '.join(archive.problems) or 'no databaseArtefacts'}); "
+            "the drill runs the self-managed backend's rendered files",
             ExitCode.PRECONDITION_FAILED,
         )
+    jobs, _ = art.scheduled_jobs(artefacts)
     where = f"Pulumi.{evaluation.stack}.yaml, evaluated under mocks"
     return Mechanisms(
-        archive_timeout_s=archive_timeout_from_conf(artefacts[POSTGRES_CONF]),
-        push_timeout_s=push_timeout_from_conf(artefacts[PGBACKREST_CONF]),
+        archive_timeout_s=archive.archive_timeout_s,
+        push_timeout_s=archive.push_timeout_s,
         detection=detection_from_declared(evaluation.resources),
         dns_ttl_s=dns_ttl_from_declared(evaluation.resources),
-        backup_interval_s={
-            kind: calendar_interval_s(_on_calendar(artefacts.get(path, "")))
-            for kind, path in TIMERS.items()
-        },
+        backup_interval_s=art.backup_gaps(jobs, DR_REPO, "systemd/"),
         sources={
-            "archive_timeout_s": f"{where}: databaseArtefacts {POSTGRES_CONF}",
-            "push_timeout_s": f"{where}: databaseArtefacts {PGBACKREST_CONF} archive-timeout",
+            "archive_timeout_s": f"{where}: the rendered postgresql.conf fragment",
+            "push_timeout_s": f"{where}: the rendered {art.PGBACKREST_CONF}, as archive-push "
+            "reads it",
             "detection": f"{where}: the PRIMARY failover record's health check and its alarm",
             "dns_ttl_s": f"{where}: TTL of the failover records",
-            "backup_interval_s": f"{where}: OnCalendar of the rendered systemd timers",
+            "backup_interval_s": f"{where}: longest gap between backups reaching repo{DR_REPO} "
+            "in the rendered systemd timers",
         },
     )
