@@ -225,8 +225,7 @@ def run_priority_rebuild(
     workdir: Path | None = None,
 ) -> PriorityRebuildResult:
     """Start the local platform, recover every service in priority order, check, tear down."""
-    from scripts.checks.drill import LocalAws
-    from scripts.runbooks.failover import Aws
+    from scripts.local.aws import CachedClients, LocalAws
     from scripts.runbooks.recover import RecoverOptions, load_target, run_recover
 
     if inject is not None and inject not in FAULTS:
@@ -244,7 +243,7 @@ def run_priority_rebuild(
             urllib.request.Request(f"{local.endpoint_url}/moto-api/reset", method="POST"),
             timeout=30,
         ).close()
-        aws = Aws(local.session, endpoint_url=local.endpoint_url)
+        aws = CachedClients(local)
         receiver = WebhookReceiver().start()
         stack.callback(receiver.stop)
         target = load_target(STACK)
