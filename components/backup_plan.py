@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.config_recorder import CONFIG_PREFIX, ConfigRecorder, ConfigRecorderArgs
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
@@ -39,7 +40,7 @@ from components.objectives import (
     Objectives,
     class_tags,
 )
-from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
+from components.replicated_bucket import DeliveryTarget, ReplicatedBucket, ReplicatedBucketArgs
 
 DATASET = "aws-backup"
 
@@ -54,6 +55,10 @@ VALIDATION_WINDOW_MAX_HOURS = 168
 RESTORE_TEST_START_WINDOW_HOURS = 24
 
 VAULT_LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
+# Who records AWS Backup resources in AWS Config for the audit frameworks (config key
+# awsConfigRecording): this stack (a ConfigRecorder), or the organisation's central recorder.
+CONFIG_RECORDING = ("stack", "organization")
+REPORTS_PREFIX = "backup-reports"
 
 MANAGED_BACKUP_POLICIES = (
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
@@ -415,6 +420,9 @@ class BackupPlanArgs:
     lock_changeable_for_days: compliance-mode grace period before the lock becomes immutable;
         default 3 (AWS's minimum).
     report_formats: Backup Audit Manager report formats; default ("CSV", "JSON").
+    config_recording: "stack" (default: declare an AWS Config recorder of the AWS Backup types
+        in the primary region) or "organization" (a central recorder exists; drctl verify checks
+        it records those types).
     """
 
     objectives: Objectives
@@ -422,6 +430,21 @@ class BackupPlanArgs:
     vault_lock_mode: str = "COMPLIANCE"
     lock_changeable_for_days: int = LOCK_MIN_CHANGEABLE_DAYS
     report_formats: tuple[str, ...] = ("CSV", "JSON")
+    config_recording: str = "stack"
+
+
+def parse_config_recording(raw) -> str:
+    """The awsConfigRecording key of raw stack config, validated."""
+    value = str(raw.get("awsConfigRecording") or "stack").strip().lower()
+    if value not in CONFIG_RECORDING:
+        raise ConfigError("awsConfigRecording", value, " or ".join(CONFIG_RECORDING))
+    return value
+
+
+def load_config_recording() -> str:
+    from components.objectives import raw_config_from_pulumi
+
+    return parse_config_recording(raw_config_from_pulumi())
 
 
 class BackupPlan(pulumi.ComponentResource):
@@ -437,6 +460,10 @@ class BackupPlan(pulumi.ComponentResource):
         lock = vault_lock_settings(objectives, args.vault_lock_mode, args.lock_changeable_for_days)
         rules = {c: backup_rules(objectives, c) for c in DATA_CLASSES}
         controls = {c: audit_controls(objectives, c, lock) for c in DATA_CLASSES}
+        if args.config_recording not in CONFIG_RECORDING:
+            raise ConfigError(
+                "awsConfigRecording", args.config_recording, " or ".join(CONFIG_RECORDING)
+            )
         missing = [r for r in (primary, dr) if r not in args.alarm_topic_arns]
         if missing:
             raise ConfigError(
@@ -599,6 +626,11 @@ class BackupPlan(pulumi.ComponentResource):
             )
             self.framework_arns[cls] = framework.arn
 
+        # Report plans deliver as the AWSServiceRoleForBackupReports role, and AWS Config as its
+        # service principal: the bucket and key policies must name them (DeliveryTarget).
+        deliveries = [DeliveryTarget("backup-reports", REPORTS_PREFIX)]
+        if args.config_recording == "stack":
+            deliveries.append(DeliveryTarget("aws-config", CONFIG_PREFIX))
         reports = ReplicatedBucket(
             f"{name}-reports",
             ReplicatedBucketArgs(
@@ -606,10 +638,23 @@ class BackupPlan(pulumi.ComponentResource):
                 data_class="operational",
                 dataset="backup-reports",
                 alarm_topic_arns=args.alarm_topic_arns,
+                deliveries=deliveries,
             ),
             opts=child,
         )
         self.report_bucket_name = reports.primary_bucket_name
+        if args.config_recording == "stack":
+            ConfigRecorder(
+                f"{name}-config",
+                ConfigRecorderArgs(
+                    objectives=objectives,
+                    region=primary,
+                    bucket_name=reports.bucket_names[primary],
+                    bucket_arn=reports.bucket_arns[primary],
+                    key_arn=reports.key_arns[primary],
+                ),
+                opts=child,
+            )
         report_settings = {
             "compliance": aws.backup.ReportPlanReportSettingArgs(
                 report_template="CONTROL_COMPLIANCE_REPORT",
@@ -631,7 +676,7 @@ class BackupPlan(pulumi.ComponentResource):
                 description=f"{report} report of {PROJECT} {objectives.stack}",
                 report_delivery_channel=aws.backup.ReportPlanReportDeliveryChannelArgs(
                     s3_bucket_name=reports.primary_bucket_name,
-                    s3_key_prefix=f"backup-reports/{report}",
+                    s3_key_prefix=f"{REPORTS_PREFIX}/{report}",
                     formats=list(args.report_formats),
                 ),
                 report_setting=setting,
@@ -666,6 +711,9 @@ class BackupPlan(pulumi.ComponentResource):
                 "framework_arns": self.framework_arns,
                 "restore_testing_plan_name": self.restore_testing_plan_name,
                 "report_bucket_name": self.report_bucket_name,
+                # What the AWS Config prerequisite rule and drctl verify read.
+                "config_recording": args.config_recording,
+                "framework_region": primary,
             }
         )
 

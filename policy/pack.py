@@ -166,8 +166,20 @@ def objectives_validation(args: StackValidationArgs, report_violation: ReportVio
         report_violation(f"{violation.resource}: {violation.message}", None)
 
 
+def semantic_validation(rule) -> Callable:
+    """The validate callback of one AWS-semantics rule: runs it over the whole stack."""
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        stack = rules.aws_semantics.Stack(stack_resources_of(args))
+        for resource, problem in rule.check(stack):
+            report_violation(f"{resource}: {problem}", None)
+
+    return validate
+
+
 def build_policies() -> list[Policy]:
-    """One mandatory ResourceValidationPolicy per RESOURCE_RULES entry, plus the objectives."""
+    """One mandatory ResourceValidationPolicy per RESOURCE_RULES entry, the objectives, and one
+    mandatory StackValidationPolicy per AWS-semantics rule (SEMANTIC_RULES)."""
     policies: list[Policy] = []
     seen: set[str] = set()
     for rule in rules.RESOURCE_RULES:
@@ -190,6 +202,19 @@ def build_policies() -> list[Policy]:
             enforcement_level=EnforcementLevel.MANDATORY,
         )
     )
+    seen.add(STACK_POLICY_NAME)
+    for rule in rules.SEMANTIC_RULES:
+        if rule.name in seen:
+            raise ValueError(f"rule name {rule.name!r} is used twice; policy names must be unique")
+        seen.add(rule.name)
+        policies.append(
+            StackValidationPolicy(
+                name=rule.name,
+                description=rule.description,
+                validate=semantic_validation(rule),
+                enforcement_level=EnforcementLevel.MANDATORY,
+            )
+        )
     return policies
 
 
@@ -201,6 +226,10 @@ def markdown_table() -> str:
     lines.append(
         f"| `{STACK_POLICY_NAME}` | the whole stack | {STACK_POLICY_DESCRIPTION} | mandatory |"
     )
+    for rule in rules.SEMANTIC_RULES:
+        lines.append(
+            f"| `{rule.name}` | the whole stack (AWS semantics) | {rule.description}. | mandatory |"
+        )
     return "\n".join(lines)
 
 

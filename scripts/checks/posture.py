@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from components.objectives import ConfigError, parse_objectives
+from components.objectives import ConfigError, parse_stack_config
 from policy import rules
 from scripts.common import ExitCode, fail, out, print_json, progress
 from scripts.local.evaluate import ROOT, Evaluation, evaluate_stack, read_stack_config
@@ -25,7 +25,7 @@ def report(evaluation: Evaluation) -> dict[str, Any]:
     if objectives is None:
         raise ValueError(f"stack {evaluation.stack} declares no ObjectivesRecord")
     verdicts = rules.class_verdicts(resources, objectives)
-    violations = rules.resource_violations(resources)
+    violations = rules.resource_violations(resources) + rules.semantic_violations(resources)
     return {
         "stack": evaluation.stack,
         "resources": evaluation.resource_count,
@@ -53,7 +53,7 @@ def report(evaluation: Evaluation) -> dict[str, Any]:
 
 def posture_of(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """Validate the stack's config exactly as the program does, then evaluate and report."""
-    parse_objectives(read_stack_config(stack, root), stack)
+    parse_stack_config(read_stack_config(stack, root), stack)
     return report(evaluate_stack(stack, root=root))
 
 

@@ -117,6 +117,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", _arn(args.typ, f"db:{ident}", region))
         elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
             state.setdefault("private_ip", "10.42.0.10")
+        elif args.typ == "aws:ec2/vpc:Vpc" and inputs.get("assignGeneratedIpv6CidrBlock"):
+            # AWS assigns a /56 from its own pool (documentation prefix 2001:db8::/32 here).
+            state["ipv6CidrBlock"] = "2001:db8:42:4200::/56"
+            state.setdefault("arn", _arn(args.typ, args.name, region))
+        elif args.typ == "aws:ssm/parameter:Parameter" and args.resource_id:
+            # A read parameter: its current value, obviously not a real one.
+            state.update(
+                name=args.resource_id, value=f"offline-example-value-of:{args.resource_id}"
+            )
+            state.setdefault("arn", _arn(args.typ, args.name, region))
         elif args.typ.startswith("aws:"):
             state.setdefault("arn", _arn(args.typ, args.name, region))
             state.setdefault("name", inputs.get("name") or args.name)
@@ -143,6 +153,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            # A rebuild stack copies an adopted secret's value; offline there is none.
+            secret_id = args.args.get("secretId", "")
+            return {
+                "arn": secret_id,
+                "id": secret_id,
+                "secretId": secret_id,
+                "secretString": f"offline-example-secret-of:{secret_id}",
+                "versionId": "offline-example",
+                "versionStages": ["AWSCURRENT"],
+            }
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             region = args.args.get("region") or "us-east-1"
             names = [f"{region}{z}" for z in "abc"]
