@@ -697,6 +697,128 @@ def adoption_stack(reconfigure=False):
     return found
 
 
+# -- constraints per declared type --
+
+
+def rds_family_stack(family="postgres16"):
+    return [
+        Resource("aws:rds/parameterGroup:ParameterGroup", "params", {"family": family}),
+        Resource(
+            "aws:rds/instance:Instance",
+            "db",
+            {"engine": "postgres", "engineVersion": "16", "parameterGroupName": "params"},
+        ),
+    ]
+
+
+def subnet_group_stack(zones=("us-west-2a", "us-west-2b")):
+    subnets = [
+        Resource("aws:ec2/subnet:Subnet", f"s{i}", {"availabilityZone": z})
+        for i, z in enumerate(zones)
+    ]
+    group = Resource(
+        "aws:rds/subnetGroup:SubnetGroup",
+        "db-subnets",
+        {"subnetIds": [f"s{i}-id" for i in range(len(zones))]},
+    )
+    return [*subnets, group]
+
+
+def replica_key_stack(multi_region=True, replica_region="us-west-2"):
+    primary = key("k", "us-east-1")
+    primary[1].props["multiRegion"] = multi_region
+    return [
+        *primary,
+        Resource(
+            "aws:kms/replicaKey:ReplicaKey",
+            "k-us-west-2",
+            {
+                "region": replica_region,
+                "primaryKeyArn": key_arn("k", "us-east-1"),
+                "policy": doc(ROOT),
+            },
+        ),
+    ]
+
+
+def alarm_region_stack(region="us-east-1"):
+    return [
+        Resource(
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "primary-unhealthy",
+            {
+                "region": region,
+                "namespace": "AWS/Route53",
+                "metricName": "HealthCheckStatus",
+                "dimensions": {"HealthCheckId": "hc"},
+            },
+        )
+    ]
+
+
+def rotation_stack(lambda_region="us-east-1"):
+    return [
+        Resource(
+            "aws:secretsmanager/secretRotation:SecretRotation",
+            "rotate",
+            {
+                "region": "us-east-1",
+                "rotationLambdaArn": f"arn:aws:lambda:{lambda_region}:{ACCOUNT}:function:rotate",
+            },
+        )
+    ]
+
+
+def backup_role_stack(s3_policy=True):
+    attached = ["arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"]
+    if s3_policy:
+        attached.append("arn:aws:iam::aws:policy/AWSBackupServiceRolePolicyForS3Backup")
+    return [
+        Resource("aws:iam/role:Role", "backup-role", {}),
+        *[
+            Resource(
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                f"att-{i}",
+                {"role": "backup-role", "policyArn": arn},
+            )
+            for i, arn in enumerate(attached)
+        ],
+        Resource(
+            "aws:backup/selection:Selection",
+            "critical-selection",
+            {"iamRoleArn": f"arn:aws:iam::{ACCOUNT}:role/backup-role"},
+        ),
+    ]
+
+
+def customer_key_topic_stack(key_id=None):
+    stack = sns_stack()
+    for r in stack:
+        if r.type == "aws:sns/topic:Topic" and key_id:
+            r.props["kmsMasterKeyId"] = key_id
+    return stack
+
+
+def endpoint_stack(on_private=True):
+    net = Resource(
+        "platform-dr:dr_network:DrNetwork",
+        "net",
+        {"drRegion": "us-west-2", "private_route_table_id": "rt-private"},
+    )
+    return [
+        net,
+        Resource(
+            "aws:ec2/vpcEndpoint:VpcEndpoint",
+            "s3",
+            {
+                "region": "us-west-2",
+                "serviceName": "com.amazonaws.us-west-2.s3",
+                "routeTableIds": ["rt-private" if on_private else "rt-main"],
+            },
+        ),
+    ]
+
+
 # rule name -> (compliant resources, non-compliant resources, phrase the problem contains)
 CASES = {
     "s3-replication-kms": (
@@ -780,5 +902,45 @@ CASES = {
         adoption_stack(),
         adoption_stack(reconfigure=True),
         "adopted bucket prods-replica",
+    ),
+    "rds-parameter-group-family": (
+        rds_family_stack(),
+        rds_family_stack("postgres15"),
+        "RDS needs postgres16",
+    ),
+    "rds-subnet-group-azs": (
+        subnet_group_stack(),
+        subnet_group_stack(("us-west-2a",) * 2),
+        "RDS needs 2",
+    ),
+    "kms-multi-region-replicas": (
+        replica_key_stack(),
+        replica_key_stack(multi_region=False),
+        "not multi-Region",
+    ),
+    "alarm-metric-region": (
+        alarm_region_stack(),
+        alarm_region_stack("us-west-2"),
+        "published in us-east-1",
+    ),
+    "same-region-references": (
+        rotation_stack(),
+        rotation_stack("us-west-2"),
+        "is not in us-east-1",
+    ),
+    "backup-role-policies": (
+        backup_role_stack(),
+        backup_role_stack(s3_policy=False),
+        "lacks AWSBackupServiceRolePolicyForS3Backup",
+    ),
+    "sns-customer-key-for-services": (
+        customer_key_topic_stack(),
+        customer_key_topic_stack("alias/aws/sns"),
+        "AWS services cannot publish",
+    ),
+    "s3-endpoint-on-private-routes": (
+        endpoint_stack(),
+        endpoint_stack(on_private=False),
+        "no S3 gateway endpoint",
     ),
 }

@@ -264,3 +264,65 @@ def test_the_dr_stack_does_not_reconfigure_what_it_adopts(dr):
         )
     )
     assert _problems("adopted-not-reconfigured", resources)
+
+
+def _set(name, **props):
+    def change(resources):
+        _named(resources, name).props.update(props)
+
+    return change
+
+
+def _drop(name):
+    def change(resources):
+        resources.remove(_named(resources, name))
+
+    return change
+
+
+# Rules found by reading each declared type: each fails on the real rds stack when the
+# constraint it encodes is broken in the declared resources.
+PER_TYPE_FAULTS = {
+    "rds-parameter-group-family": (_set("database-params", family="postgres15"), "postgres16"),
+    "rds-subnet-group-azs": (
+        lambda rs: _named(rs, "dr-standby-network-private-1").props.update(
+            availabilityZone=_named(rs, "dr-standby-network-private-0").props["availabilityZone"]
+        ),
+        "1 Availability Zone",
+    ),
+    "backup-role-policies": (
+        _drop("backup-backup-role-AWSBackupServiceRolePolicyForS3Backup"),
+        "lacks AWSBackupServiceRolePolicyForS3Backup",
+    ),
+    "kms-multi-region-replicas": (
+        _set("creator-audio-key-us-east-1", multiRegion=False),
+        "not multi-Region",
+    ),
+    "alarm-metric-region": (_set("dr-standby-replica-lag", region="us-east-1"), "never sees"),
+    "s3-endpoint-on-private-routes": (
+        _set("dr-standby-network-s3-endpoint", routeTableIds=["rtb-main"]),
+        "no S3 gateway endpoint",
+    ),
+    "same-region-references": (
+        lambda rs: _named(rs, "dr-standby-replica-lag").props.update(
+            alarmActions=["arn:aws:sns:us-east-1:111122223333:alerts-us-east-1"]
+        ),
+        "is not in us-west-2",
+    ),
+    "kms-key-in-region": (
+        lambda rs: _named(rs, "database-backups-us-west-2").props.update(
+            kmsKeyId=_named(rs, "database-instance").props["kmsKeyId"]
+        ),
+        "the data is in us-west-2",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PER_TYPE_FAULTS))
+def test_rules_for_each_declared_type_fail_on_a_broken_real_stack(evaluations, name):
+    resources = _resources(evaluations[("prod", "rds")])
+    assert _problems(name, resources) == []
+    change, phrase = PER_TYPE_FAULTS[name]
+    change(resources)
+    problems = _problems(name, resources)
+    assert any(phrase in message for _, message in problems), problems
