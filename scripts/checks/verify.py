@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from components.objectives import PROJECT, TAG_CLASS, ConfigError, Objectives, p
 from scripts.checks import backup_audit
 from scripts.common import DrctlError, ExitCode, fail, out, print_json, progress
 from scripts.dataops import config_sync
+from scripts.dataops.stack_outputs import pulumi_outputs
 from scripts.local.evaluate import ROOT, read_stack_config
 
 ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
@@ -507,25 +506,6 @@ def run_checks(
 def objectives_of_stack(stack: str, root: Path = ROOT) -> Objectives:
     raw = read_stack_config(stack, root)
     return parse_objectives({k: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}, stack)
-
-
-def pulumi_outputs(stack: str) -> Mapping[str, Any]:
-    """The real provider: ``pulumi stack output --json`` (secrets stay masked)."""
-    if not shutil.which("pulumi"):
-        raise DrctlError(
-            "the pulumi CLI is not on PATH: install it, or pass --outputs FILE with the JSON "
-            "of `pulumi stack output --json -s STACK`",
-            ExitCode.PRECONDITION_FAILED,
-        )
-    result = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "-s", stack], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise DrctlError(
-            f"pulumi stack output -s {stack} failed: {result.stderr.strip()}",
-            ExitCode.PRECONDITION_FAILED,
-        )
-    return json.loads(result.stdout)
 
 
 def session_clients(sessions: Callable[[str], Any]) -> ClientFactory:

@@ -100,14 +100,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["outputs"] = dict(self.stack_outputs[ref])
             resource_id = ref
         elif args.typ == "aws:s3/bucket:Bucket":
-            # bucket_prefix gets a unique suffix from AWS; a stable hash stands in for it here.
-            suffix = hashlib.sha1(args.name.encode()).hexdigest()[:12]
+            # bucket_prefix gets a unique suffix from AWS; a stable hash stands in for it here,
+            # marked so that nobody takes an offline value for a real bucket.
+            suffix = "example" + hashlib.sha1(args.name.encode()).hexdigest()[:8]
             prefixed = inputs.get("bucketPrefix") and f"{inputs['bucketPrefix']}{region}-{suffix}"
             bucket = inputs.get("bucket") or args.resource_id or prefixed or args.name
             resource_id = bucket
             state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
         elif args.typ in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
-            key_id = "mrk-" + hashlib.sha1(args.name.encode()).hexdigest()[:32]
+            key_id = "mrk-example" + hashlib.sha1(args.name.encode()).hexdigest()[:25]
             resource_id = key_id
             state.update(key_id=key_id, arn=_arn(args.typ, f"key/{key_id}", region))
         elif args.typ == "aws:rds/instance:Instance":
