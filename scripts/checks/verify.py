@@ -496,6 +496,18 @@ def run_checks(
     group("secret-replica", lambda: secret_checks(objectives, outputs, clients))
     group("config-in-sync", lambda: config_checks(stack, root, clients))
     group("vault-lock", lambda: vault_lock_checks(objectives, outputs, clients))
+    from scripts.checks import prerequisites  # each prerequisite is its own line
+
+    group(
+        "prerequisites",
+        lambda: prerequisites.prerequisite_checks(
+            objectives,
+            outputs,
+            clients,
+            config_recording=prerequisites.config_recording_of(stack, root),
+            now=now,
+        ),
+    )
     return checks
 
 
