@@ -10,6 +10,7 @@ from .services import (
     BACKUP_AUDIT_CONFIG_TYPES,
     COLD_MIN_DAYS,
     CONTINUOUS_MAX_DAYS,
+    LOCK_MIN_CHANGEABLE_DAYS,
 )
 
 Finding = tuple[str, str]
@@ -68,8 +69,14 @@ def vault_lock_bounds(stack: Stack) -> list[Finding]:
     locks = {get(lock.props, "backupVaultName"): lock for lock in stack.of(LOCK_TYPE)}
     for lock in locks.values():
         changeable = _whole(get(lock.props, "changeableForDays"))
-        if changeable is not None and changeable < 3:
-            found.append((lock.name, f"changeableForDays {changeable} is under AWS's minimum of 3"))
+        if changeable is not None and changeable < LOCK_MIN_CHANGEABLE_DAYS:
+            found.append(
+                (
+                    lock.name,
+                    f"changeableForDays {changeable} is under AWS's minimum of "
+                    f"{LOCK_MIN_CHANGEABLE_DAYS}",
+                )
+            )
     for plan, rule, vault, life, _ in _lifecycles(stack):
         lock = locks.get(vault)
         if lock is None:

@@ -268,6 +268,8 @@ BACKUP_AUDIT_CONFIG_TYPES = (
 CONTINUOUS_MAX_DAYS = 35
 # "Lifecycle and storage tiers": a recovery point stays in cold storage at least 90 days.
 COLD_MIN_DAYS = 90
+# "AWS Backup Vault Lock": in compliance mode the grace period (ChangeableForDays) is >= 3 days.
+LOCK_MIN_CHANGEABLE_DAYS = 3
 
 # ---------------------------------------------------------------------------------------------
 # Which condition keys a service sends when it assumes a role (sts:AssumeRole).
