@@ -31,6 +31,8 @@ def report(evaluation: Evaluation) -> dict[str, Any]:
         "resources": evaluation.resource_count,
         "regions": objectives["regions"],
         "db_backend": objectives["db_backend"],
+        # An example stack (platform-dr:example) names placeholder hosts: say so wherever it shows.
+        "example": bool(objectives.get("example")),
         "pitr_window_days": objectives["pitr_window_days"],
         "classes": [
             {
@@ -60,8 +62,9 @@ def posture_of(stack: str, root: Path = ROOT) -> dict[str, Any]:
 def render(document: dict[str, Any]) -> None:
     regions = document["regions"]
     verdict = "[green]all classes met[/]" if document["met"] else "[red]NOT MET[/]"
+    example = " [yellow](example stack: placeholder hosts)[/]" if document.get("example") else ""
     out.print(
-        f"[bold]{document['stack']}[/]: {document['resources']} resources; primary "
+        f"[bold]{document['stack']}[/]{example}: {document['resources']} resources; primary "
         f"{regions['primary']}, DR {regions['dr']}, third {regions['third']}; database "
         f"{document['db_backend']}, {document['pitr_window_days']}-day PITR: {verdict}"
     )

@@ -16,6 +16,7 @@ import pytest
 
 from policy import aws_semantics, rules
 from scripts.local.evaluate import evaluate_stack
+from tests.policy import semantic_fixtures as fx
 from tests.policy.semantic_fixtures import CASES
 
 RULES = {rule.name: rule for rule in aws_semantics.RULES}
@@ -326,3 +327,129 @@ def test_rules_for_each_declared_type_fail_on_a_broken_real_stack(evaluations, n
     change(resources)
     problems = _problems(name, resources)
     assert any(phrase in message for _, message in problems), problems
+
+
+# -- the variants the issue names: Bucket Keys on and off, every publisher, every writer ---------
+
+
+@pytest.mark.parametrize(
+    ("bucket_keys", "suffix", "ok"),
+    [
+        (True, "", True),  # Bucket Keys: the context is the bucket ARN
+        (True, "/*", False),  # ... not the object ARN (the review's defect)
+        (False, "/*", True),  # no Bucket Keys: the object ARN
+        (False, "", False),  # ... and the bucket ARN alone matches no object
+    ],
+)
+def test_replication_context_follows_the_bucket_key_setting(bucket_keys, suffix, ok):
+    resources = fx.replication_stack(context_suffix=suffix, bucket_keys=bucket_keys)
+    assert (_problems("s3-replication-kms", resources) == []) is ok
+
+
+def test_the_component_writes_the_context_s3_sends_with_and_without_bucket_keys():
+    from components.s3_policies import replication_policy
+
+    def contexts(bucket_keys):
+        document = json.loads(
+            replication_policy(
+                fx.SRC_ARN,
+                "us-east-1",
+                ["k"],
+                [["us-west-2", fx.DST_ARN, "d"]],
+                bucket_keys=bucket_keys,
+            )
+        )
+        return [
+            s["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
+            for s in document["Statement"]
+            if "Condition" in s
+        ]
+
+    assert contexts(True) == [[fx.SRC_ARN], [fx.DST_ARN]]
+    assert contexts(False) == [[f"{fx.SRC_ARN}/*"], [f"{fx.DST_ARN}/*"]]
+    assert contexts(None) == [[fx.SRC_ARN, f"{fx.SRC_ARN}/*"], [fx.DST_ARN, f"{fx.DST_ARN}/*"]]
+
+
+def _with_backup_notifications(topic_allows_backup):
+    resources = fx.sns_stack()
+    for r in resources:
+        if r.type == "aws:sns/topicPolicy:TopicPolicy" and topic_allows_backup:
+            document = json.loads(r.props["policy"])
+            document["Statement"].append(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "backup.amazonaws.com"},
+                    "Action": "sns:Publish",
+                    "Resource": fx.TOPIC_ARN,
+                }
+            )
+            r.props["policy"] = json.dumps(document)
+        if r.type.startswith("aws:kms/key"):
+            document = json.loads(r.props["policy"])
+            document["Statement"][1]["Principal"]["Service"].append("backup.amazonaws.com")
+            r.props["policy"] = json.dumps(document)
+    resources.append(
+        rules.Resource(
+            "aws:backup/vaultNotifications:VaultNotifications",
+            "vault-events",
+            {"region": "us-east-1", "snsTopicArn": fx.TOPIC_ARN, "backupVaultEvents": []},
+        )
+    )
+    return resources
+
+
+def test_aws_backup_as_a_publisher_needs_the_topic_policy_too():
+    assert _problems("sns-publishers-deliver", _with_backup_notifications(True)) == []
+    problems = _problems("sns-publishers-deliver", _with_backup_notifications(False))
+    assert any("does not let backup.amazonaws.com publish" in m for _, m in problems)
+
+
+def _batch_operations(role_may_write):
+    statement = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{fx.REPORTS}/batch-reports/*",
+    }
+    key_use = {
+        "Effect": "Allow",
+        "Action": ["kms:GenerateDataKey", "kms:Encrypt"],
+        "Resource": fx.key_arn("reports-key", "us-east-1"),
+    }
+    policy = fx.doc(*([statement, key_use] if role_may_write else [key_use]))
+    role_arn = f"arn:aws:iam::{fx.ACCOUNT}:role/batch-ops"
+    return [
+        *fx.delivery_stack(),
+        rules.Resource("aws:iam/role:Role", "batch-ops", {"arn": role_arn}),
+        rules.Resource(
+            "aws:iam/rolePolicy:RolePolicy",
+            "batch-ops-policy",
+            {"role": "batch-ops-id", "policy": policy},
+        ),
+        rules.Resource(
+            "platform-dr:inventory:Inventory",
+            "audio-inventory-jobs",
+            {
+                "deliveries": [
+                    {
+                        "writer": "s3-batch-operations",
+                        "bucket": fx.REPORTS,
+                        "prefix": "batch-reports",
+                        "roleArn": role_arn,
+                    }
+                ]
+            },
+        ),
+    ]
+
+
+def test_s3_batch_operations_reports_are_written_by_the_jobs_own_role():
+    """The hook another component (S3 Inventory / Batch Operations) uses: a `deliveries` output."""
+    assert _problems("delivery-targets-writable", _batch_operations(True)) == []
+    problems = _problems("delivery-targets-writable", _batch_operations(False))
+    assert problems and problems[0][0] == "audio-inventory-jobs"
+
+
+def test_s3_inventory_needs_the_key_for_its_reports():
+    problems = _problems("delivery-targets-writable", fx.delivery_stack(inventory_key_grant=False))
+    assert [r for r, _ in problems] == ["audio-inventory"]
+    assert "kms:GenerateDataKey" in problems[0][1]
