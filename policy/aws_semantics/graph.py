@@ -59,6 +59,31 @@ def get(props: Mapping[str, Any] | None, *path: Any, default: Any = None) -> Any
     return value
 
 
+def known(props: Mapping[str, Any] | None, key: str) -> Any:
+    """``props[key]``, or None when it is not known yet.
+
+    During a preview CrossGuard hands the rules values that raise when read (pulumi_policy's
+    UnknownValueError: a new resource's ARN or id). Indexing every resource must not make every
+    rule "unable to run"; a rule that needs the value itself still reads it with ``get`` and is
+    deferred to the update by the SDK, as it should be.
+    """
+    try:
+        return get(props, key)
+    except Exception:  # noqa: BLE001 - the SDK's UnknownValueError; this module is stdlib-only
+        return None
+
+
+def known_items(mapping: Any) -> list[tuple[Any, Any]]:
+    """The entries of a mapping whose values are known (see ``known``)."""
+    found = []
+    for key in list(mapping or {}):
+        try:
+            found.append((key, mapping[key]))
+        except Exception:  # noqa: BLE001 - an unknown value during a preview
+            continue
+    return found
+
+
 def whole(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -82,12 +107,12 @@ class Stack:
         self.by_arn: dict[str, Any] = {}
         self.by_ref: dict[str, Any] = {}
         for r in self.resources:
-            own_arn = None if r.type in ARN_IS_A_REFERENCE else get(r.props, "arn")
-            for ref in (r.name, f"{r.name}-id", get(r.props, "id"), own_arn):
+            own_arn = None if r.type in ARN_IS_A_REFERENCE else known(r.props, "arn")
+            for ref in (r.name, f"{r.name}-id", known(r.props, "id"), own_arn):
                 if isinstance(ref, str) and ref:
                     self.by_ref.setdefault(ref, r)
-            if isinstance(get(r.props, "arn"), str) and r.type not in ARN_IS_A_REFERENCE:
-                self.by_arn[r.props["arn"]] = r
+            if isinstance(own_arn, str):
+                self.by_arn[own_arn] = r
         # Component outputs that name their children's ARNs: (component type, output, child).
         for comp_type, output in (
             (MULTI_REGION_KEY, "arns"),
@@ -95,25 +120,25 @@ class Stack:
             (REPLICATED_BUCKET, "bucket_arns"),
         ):
             for comp in self.of(comp_type):
-                for region, arn in (get(comp.props, output) or {}).items():
+                for region, arn in known_items(known(comp.props, output)):
                     child = self.named.get(f"{comp.name}-{region}")
                     if child is not None and isinstance(arn, str):
                         self.by_arn.setdefault(arn, child)
                         self.by_ref.setdefault(arn, child)
         for comp in self.of(REPLICATED_BUCKET):
-            role_arn = get(comp.props, "replication_role_arn")
+            role_arn = known(comp.props, "replication_role_arn")
             role = self.named.get(f"{comp.name}-replication-role")
             if isinstance(role_arn, str) and role is not None:
                 self.by_arn.setdefault(role_arn, role)
                 self.by_ref.setdefault(role_arn, role)
         self.buckets: dict[str, Any] = {}
         for comp in self.of(REPLICATED_BUCKET):
-            for region, bucket in (get(comp.props, "bucket_names") or {}).items():
+            for region, bucket in known_items(known(comp.props, "bucket_names")):
                 child = self.named.get(f"{comp.name}-{region}")
                 if child is not None and isinstance(bucket, str):
                     self.buckets.setdefault(bucket, child)
         for r in self.of(BUCKET_TYPE):
-            name = get(r.props, "bucket") or get(r.props, "id")
+            name = known(r.props, "bucket") or known(r.props, "id")
             if isinstance(name, str):
                 self.buckets.setdefault(name, r)
         self.account = self._account()
@@ -126,7 +151,7 @@ class Stack:
 
     def _account(self) -> str:
         for r in self.of(*KEY_TYPES):
-            match = _ACCOUNT_ROOT.search(str(get(r.props, "policy") or ""))
+            match = _ACCOUNT_ROOT.search(str(known(r.props, "policy") or ""))
             if match:
                 return match.group(1)
         for r in self.resources:

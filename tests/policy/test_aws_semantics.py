@@ -453,3 +453,49 @@ def test_s3_inventory_needs_the_key_for_its_reports():
     problems = _problems("delivery-targets-writable", fx.delivery_stack(inventory_key_grant=False))
     assert [r for r, _ in problems] == ["audio-inventory"]
     assert "kms:GenerateDataKey" in problems[0][1]
+
+
+# -- through the CrossGuard pack ---------------------------------------------------------------
+
+
+def test_the_pack_runs_each_semantic_rule_as_a_mandatory_stack_policy(prod):
+    """The pack's stack policies over prod: silent; with the old topic key: the rule reports."""
+    from policy import pack
+    from tests.policy.test_pack import _run, _stack_args
+
+    policies = {p.name: p for p in pack.build_policies()}
+    for rule in aws_semantics.RULES:
+        assert _run(policies[rule.name], _stack_args(prod.resources)) == [], rule.name
+    broken = copy.deepcopy(prod.resources)
+    for r in broken:
+        if r.name.startswith("alerts-key-") and r.type.startswith("aws:kms/"):
+            document = json.loads(r.inputs["policy"])
+            document["Statement"][1]["Condition"] = {
+                "StringEquals": {"aws:SourceAccount": "111122223333"}
+            }
+            r.inputs["policy"] = json.dumps(document)
+    reported = _run(policies["sns-publishers-deliver"], _stack_args(broken))
+    assert reported and all(m.startswith("alerts-key-") for m in reported)
+
+
+def test_an_unknown_arn_in_a_preview_does_not_stop_every_rule(prod):
+    """During a preview a new resource's ARN is unknown; indexing must not raise for all rules."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+    from policy import pack
+    from tests.policy.test_pack import _run, _stack_args
+
+    resources = copy.deepcopy(prod.resources)
+    for r in resources:
+        if r.type == "aws:iam/role:Role":
+            r.inputs["arn"] = UNKNOWN_STRING_VALUE
+            r.inputs["id"] = UNKNOWN_STRING_VALUE
+    policies = {p.name: p for p in pack.build_policies()}
+    outcomes = {}
+    for rule in aws_semantics.RULES:
+        try:
+            outcomes[rule.name] = _run(policies[rule.name], _stack_args(resources))
+        except UnknownValueError:
+            outcomes[rule.name] = "deferred"
+    assert outcomes["route53-health-check-evaluable"] == []
+    assert all(v in ([], "deferred") for v in outcomes.values()), outcomes
