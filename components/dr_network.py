@@ -327,14 +327,7 @@ class DrNetwork(pulumi.ComponentResource):
             route_table_id=public_routes.id,
             opts=child,
         )
-        aws.ec2.Route(
-            f"{name}-public-internet",
-            region=dr,
-            route_table_id=public_routes.id,
-            destination_cidr_block="0.0.0.0/0",
-            gateway_id=igw.id,
-            opts=child,
-        )
+        self._route("public-internet", public_routes.id, "0.0.0.0/0", gateway_id=igw.id)
         address = aws.ec2.Eip(
             f"{name}-nat-address", region=dr, domain="vpc", tags=self._tagged("nat"), opts=child
         )
@@ -347,14 +340,8 @@ class DrNetwork(pulumi.ComponentResource):
             tags=self._tagged("nat"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
         )
-        aws.ec2.Route(
-            f"{name}-private-internet",
-            region=dr,
-            route_table_id=self.private_route_table_id,
-            destination_cidr_block="0.0.0.0/0",
-            nat_gateway_id=nat.id,
-            opts=child,
-        )
+        private = self.private_route_table_id
+        self._route("private-internet", private, "0.0.0.0/0", nat_gateway_id=nat.id)
         if ipv6:
             eigw = aws.ec2.EgressOnlyInternetGateway(
                 f"{name}-eigw",
@@ -363,13 +350,8 @@ class DrNetwork(pulumi.ComponentResource):
                 tags=self._tagged("eigw"),
                 opts=child,
             )
-            aws.ec2.Route(
-                f"{name}-private-internet-ipv6",
-                region=dr,
-                route_table_id=self.private_route_table_id,
-                destination_ipv6_cidr_block="::/0",
-                egress_only_gateway_id=eigw.id,
-                opts=child,
+            self._route(
+                "private-internet-ipv6", private, "::/0", ipv6=True, egress_only_gateway_id=eigw.id
             )
 
     def _security_groups(self) -> None:
@@ -441,6 +423,18 @@ class DrNetwork(pulumi.ComponentResource):
         self.app_security_group_id = app_sg.id
         self.db_security_group_id = db_sg.id
 
+    def _route(self, role, table, destination, *, ipv6=False, region=None, opts=None, **target):
+        """A route to ``destination`` (a CIDR, IPv6 if ``ipv6``) through ``target``."""
+        family = "destination_ipv6_cidr_block" if ipv6 else "destination_cidr_block"
+        return aws.ec2.Route(
+            f"{self._name}-{role}",
+            region=region or self._dr,
+            route_table_id=table,
+            **{family: destination},
+            **target,
+            opts=opts or self._child,
+        )
+
     def _rule(
         self, direction, role, sg_id, port, *, app=None, cidr=None, cidr6=None, what="", region=None
     ):
@@ -503,23 +497,10 @@ class DrNetwork(pulumi.ComponentResource):
             ),
             opts=accepted,
         )
-        aws.ec2.Route(
-            f"{name}-to-primary",
-            region=dr,
-            route_table_id=self.private_route_table_id,
-            destination_cidr_block=primary.cidr,
-            vpc_peering_connection_id=peering.id,
-            opts=accepted,
-        )
+        via = {"vpc_peering_connection_id": peering.id, "opts": accepted}
+        self._route("to-primary", self.private_route_table_id, primary.cidr, **via)
         for i, table in enumerate(primary.route_table_ids):
-            aws.ec2.Route(
-                f"{name}-from-primary-{i}",
-                region=primary.region,
-                route_table_id=table,
-                destination_cidr_block=args.vpc_cidr,
-                vpc_peering_connection_id=peering.id,
-                opts=accepted,
-            )
+            self._route(f"from-primary-{i}", table, args.vpc_cidr, region=primary.region, **via)
         self._rule(
             "ingress",
             "primary-from-dr",

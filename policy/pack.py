@@ -180,38 +180,28 @@ def semantic_validation(rule) -> Callable:
 def build_policies() -> list[Policy]:
     """One mandatory ResourceValidationPolicy per RESOURCE_RULES entry, the objectives, and one
     mandatory StackValidationPolicy per AWS-semantics rule (SEMANTIC_RULES)."""
+    declared = [
+        (ResourceValidationPolicy, r.name, r.description, resource_validation(r))
+        for r in rules.RESOURCE_RULES
+    ]
+    declared.append(
+        (StackValidationPolicy, STACK_POLICY_NAME, STACK_POLICY_DESCRIPTION, objectives_validation)
+    )
+    declared += [
+        (StackValidationPolicy, r.name, r.description, semantic_validation(r))
+        for r in rules.SEMANTIC_RULES
+    ]
     policies: list[Policy] = []
     seen: set[str] = set()
-    for rule in rules.RESOURCE_RULES:
-        if rule.name in seen or rule.name == STACK_POLICY_NAME:
-            raise ValueError(f"rule name {rule.name!r} is used twice; policy names must be unique")
-        seen.add(rule.name)
+    for kind, name, description, validate in declared:
+        if name in seen:
+            raise ValueError(f"rule name {name!r} is used twice; policy names must be unique")
+        seen.add(name)
         policies.append(
-            ResourceValidationPolicy(
-                name=rule.name,
-                description=rule.description,
-                validate=resource_validation(rule),
-                enforcement_level=EnforcementLevel.MANDATORY,
-            )
-        )
-    policies.append(
-        StackValidationPolicy(
-            name=STACK_POLICY_NAME,
-            description=STACK_POLICY_DESCRIPTION,
-            validate=objectives_validation,
-            enforcement_level=EnforcementLevel.MANDATORY,
-        )
-    )
-    seen.add(STACK_POLICY_NAME)
-    for rule in rules.SEMANTIC_RULES:
-        if rule.name in seen:
-            raise ValueError(f"rule name {rule.name!r} is used twice; policy names must be unique")
-        seen.add(rule.name)
-        policies.append(
-            StackValidationPolicy(
-                name=rule.name,
-                description=rule.description,
-                validate=semantic_validation(rule),
+            kind(
+                name=name,
+                description=description,
+                validate=validate,
                 enforcement_level=EnforcementLevel.MANDATORY,
             )
         )

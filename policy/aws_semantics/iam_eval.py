@@ -197,14 +197,20 @@ def kms_allows(
     principal's own IAM policies (``identity_docs``) allows it; an explicit Deny in any of them
     refuses (KMS Developer Guide, "Determining access to an AWS KMS key").
     """
-    context = context or {}
-    key = decide(key_doc, action, key_arn, context, principal, account)
-    identity = [decide(d, action, key_arn, context, None, account) for d in identity_docs]
+    key, identity = _verdicts(key_doc, principal, action, key_arn, account, context, identity_docs)
     if key == DENY or DENY in identity:
         return False
     if key == ALLOW:
         return True
     return enables_iam(key_doc, account) and ALLOW in identity
+
+
+def _verdicts(resource_doc, principal, action, resource, account, context, identity_docs):
+    """(the resource policy's verdict, each identity policy's verdict) for one request."""
+    context = context or {}
+    return decide(resource_doc, action, resource, context, principal, account), [
+        decide(d, action, resource, context, None, account) for d in identity_docs
+    ]
 
 
 def resource_allows(
@@ -219,6 +225,8 @@ def resource_allows(
     """A same-account request against a resource policy (bucket, topic): the resource policy or
     the principal's identity policies allow it, and neither denies (IAM User Guide, "Policy
     evaluation logic", same-account requests)."""
-    verdicts = [decide(resource_doc, action, resource, context, principal, account)]
-    verdicts += [decide(d, action, resource, context, None, account) for d in identity_docs]
+    own, identity = _verdicts(
+        resource_doc, principal, action, resource, account, context, identity_docs
+    )
+    verdicts = [own, *identity]
     return DENY not in verdicts and ALLOW in verdicts

@@ -10,7 +10,6 @@ cluster stopped it publishes 0, which the alarm (Minimum < 1) turns into a faile
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -19,14 +18,9 @@ import pytest
 from components import health_probe
 from scripts.local.evaluate import evaluate_stack
 from scripts.local.postgres import PG_BIN, LocalCluster
+from tests.integration.test_subscription_lag_monitor import _exec_start
 
 pytestmark = pytest.mark.integration
-
-
-def _exec_start(service: str) -> list[str]:
-    (line,) = [x for x in service.splitlines() if x.startswith("ExecStart=")]
-    argv = shlex.split(line.removeprefix("ExecStart="))
-    return [arg.replace("$$", "$").replace("%%", "%") for arg in argv]
 
 
 def _probe(port: int, tmp_path: Path) -> list[str]:
