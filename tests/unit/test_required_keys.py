@@ -19,6 +19,7 @@ from components.objectives import (
 )
 from scripts.cli import app
 from scripts.local.evaluate import ROOT, RecordingMocks, evaluate_stack, read_stack_config
+from tests.unit.test_objectives import _config as objectives_config
 
 REAL = {
     "platform-dr:primaryRegion": "us-east-1",
@@ -48,13 +49,9 @@ NEEDED = {
 
 
 def _config(backend, **changes):
-    config = {**REAL, "platform-dr:dbBackend": backend}
-    for key, value in changes.items():
-        if value is None:
-            config.pop(f"platform-dr:{key}", None)
-        else:
-            config[f"platform-dr:{key}"] = value
-    return config
+    """REAL for ``backend``, with keys changed (None: removed) the way test_objectives does."""
+    base = {k.removeprefix("platform-dr:"): v for k, v in REAL.items()}
+    return objectives_config({**base, "dbBackend": backend, **changes})
 
 
 def test_the_needed_keys_per_backend_are_declared_once_with_no_placeholder_default():
