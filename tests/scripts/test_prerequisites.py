@@ -1,4 +1,4 @@
-"""The live prerequisites of `drctl verify` (scripts/checks/prerequisites.py): pass and fail.
+"""The live prerequisites of `drctl verify` (scripts/checks/verify/prerequisites.py): pass, fail.
 
 moto implements AWS Config recorders, IAM roles and CloudWatch metrics, so those checks run
 against it. AWS Backup's DescribeRegionSettings is not in moto 5: botocore's Stubber answers it
@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from components.objectives import parse_objectives
 from policy.aws_semantics.services import BACKUP_AUDIT_CONFIG_TYPES
-from scripts.checks.prerequisites import REPORTS_ROLE_PATH, prerequisite_checks
+from scripts.checks.verify.prerequisites import REPORTS_ROLE_PATH, prerequisite_checks
 from scripts.local.evaluate import read_stack_config
 
 PRIMARY, DR = "us-east-1", "us-west-2"

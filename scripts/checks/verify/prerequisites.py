@@ -1,7 +1,8 @@
 """Live prerequisites: what the stack relies on but cannot (or must not) create itself.
 
-Each is one line of ``drctl verify`` (the verify ``Check`` type), and each names what to do when it
-fails (docs/aws-prerequisites.md has the list and the commands):
+Each is one line of ``drctl verify`` (the ``PREREQUISITES`` group in verify's ``CHECKS``), PASS
+or FAIL, and each names what to do when it fails (docs/aws-prerequisites.md has the list and the
+commands):
 
 - ``aws-config-recording``: AWS Config records the AWS Backup resource types in the region of the
   audit frameworks, and the recorder is on. Whether this stack declares the recorder
@@ -29,21 +30,30 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from components.backup_plan import CONFIG_RECORDING
 from components.health_probe import PROBE_DIMENSION, PROBE_METRIC, PROBE_NAMESPACE
 from components.objectives import Objectives
 from policy.aws_semantics.services import BACKUP_AUDIT_CONFIG_TYPES
+from scripts.checks.verify.model import (
+    Check,
+    CheckGroup,
+    ClientFactory,
+    Context,
+    MissingOutput,
+    error_detail,
+    need,
+    passed,
+)
 
-ClientFactory = Callable[[str, str], Any]
 REPORTS_ROLE_PATH = "/aws-service-role/reports.backup.amazonaws.com/"
 PROTECTED_TYPES = ("S3", "RDS")
 PROBE_WINDOW_S = 15 * 60  # a probe publishes every minute: none in 15 min means it is not running
 
 
-def _check(name: str, target: str, measured: Any, objective: Any, ok: bool, detail: str):
-    from scripts.checks.verify import Check
-
-    return Check(name, "all", target, measured, objective, ok, detail)
+def _check(name: str, target: str, measured: Any, objective: Any, ok: bool, detail: str) -> Check:
+    return Check(name, "all", target, measured, objective, passed(ok), detail)
 
 
 def config_recording_check(objectives: Objectives, recording: str, clients: ClientFactory) -> Any:
@@ -171,17 +181,8 @@ def opt_in_checks(objectives: Objectives, clients: ClientFactory) -> list:
 
 
 def probe_check(outputs: Mapping[str, Any], clients: ClientFactory, now: dt.datetime) -> Any:
-    standby = outputs.get("drStandby") or {}
-    record, region = standby.get("recordName"), standby.get("drRegion")
-    if not record or not region:
-        return _check(
-            "primary-probe",
-            "-",
-            None,
-            "every minute",
-            False,
-            "the stack outputs name no failover record (drStandby)",
-        )
+    record = need(outputs, "drStandby", "recordName")
+    region = need(outputs, "drStandby", "drRegion")
     points = clients("cloudwatch", region).get_metric_statistics(
         Namespace=PROBE_NAMESPACE,
         MetricName=PROBE_METRIC,
@@ -220,9 +221,9 @@ def config_recording_of(stack: str, root) -> str:
     """The stack's awsConfigRecording choice, from its stack file."""
     from components.backup_plan import parse_config_recording
     from components.objectives import PROJECT
-    from scripts.local.evaluate import read_stack_config
+    from scripts.local.evaluate import ROOT, read_stack_config
 
-    raw = read_stack_config(stack, root)
+    raw = read_stack_config(stack, root or ROOT)
     return parse_config_recording({k.removeprefix(f"{PROJECT}:"): v for k, v in raw.items()})
 
 
@@ -233,12 +234,8 @@ def prerequisite_checks(
     *,
     config_recording: str = "stack",
     now: dt.datetime | None = None,
-) -> list:
-    """Every prerequisite as its own verify line; an AWS error fails only its own line."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from scripts.checks.verify import _error
-
+) -> list[Check]:
+    """Every prerequisite as its own line; an AWS error or a missing output fails only its own."""
     if config_recording not in CONFIG_RECORDING:
         raise ValueError(f"config_recording {config_recording!r}")
     now = now or dt.datetime.now(dt.UTC)
@@ -251,11 +248,25 @@ def prerequisite_checks(
         ("backup-opt-in", lambda: opt_in_checks(objectives, clients)),
         ("primary-probe", lambda: probe_check(outputs, clients, now)),
     ]
-    found = []
+    found: list[Check] = []
     for name, run in runs:
         try:
             result = run()
-        except (ClientError, BotoCoreError) as err:
-            result = _check(name, "-", None, None, False, _error(err))
+        except (ClientError, BotoCoreError, MissingOutput) as err:
+            result = _check(name, "-", None, None, False, error_detail(err))
         found += result if isinstance(result, list) else [result]
     return found
+
+
+def _run(ctx: Context) -> list[Check]:
+    return prerequisite_checks(
+        ctx.objectives,
+        ctx.outputs,
+        ctx.clients,
+        config_recording=config_recording_of(ctx.stack, ctx.root),
+        now=ctx.now,
+    )
+
+
+# One line in verify's CHECKS (scripts/checks/verify/__init__.py).
+PREREQUISITES = CheckGroup("prerequisites", _run)
