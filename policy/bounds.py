@@ -13,15 +13,17 @@ bound is one of two things, and the report never mixes them up:
 The kinds are first-class, so another mechanism reports through the same model (an RPO governor
 that switches to synchronous commit is a ``synchronous`` bound).
 
-Kinds (``enforced`` = counts towards the verdict):
+Kinds (only ``enforced`` ones count towards the verdict):
 
 - ``archive`` (enforced): WAL shipping. Every write is in a repository in another region within
   archive_timeout + the push timeout, or the push fails and Postgres retries.
 - ``synchronous`` (enforced): synchronous replication, or an RPO governor that switches to it. A
   commit returns only once the copy in another region has it.
-- ``failover-refusal`` (enforced): ``drctl failover`` refuses to promote a copy whose measured
-  lag exceeds the RPO unless ``--accept-data-loss``: a bound on the loss at failover, paid for in
-  RTO while the lag is high.
+- ``failover-refusal`` (a guard, not a bound): ``drctl failover`` refuses to promote a copy whose
+  measured lag exceeds the RPO unless ``--accept-data-loss``. It stops drctl from losing more than
+  the RPO *silently*, but it bounds nothing on a real region loss: the writes behind the lag are
+  already gone with the primary, and refusing only turns the loss into waiting for a region that
+  may never come back. So it is shown, and never counts towards the verdict.
 - ``service-sla`` (enforced): a provider's commitment. S3 Replication Time Control replicates
   99.99% of objects within 15 minutes.
 - ``schedule`` (enforced): a scheduled copy (a logical dump) reaches another region at least this
@@ -37,9 +39,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ENFORCED_KINDS = ("archive", "synchronous", "failover-refusal", "service-sla", "schedule")
+ENFORCED_KINDS = ("archive", "synchronous", "service-sla", "schedule")
+GUARD = "failover-refusal"
 DETECTED = "detected"
-KINDS = (*ENFORCED_KINDS, DETECTED)
+KINDS = (*ENFORCED_KINDS, GUARD, DETECTED)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class Bound:
         return self.kind in ENFORCED_KINDS
 
     def describe(self) -> str:
+        if self.kind == GUARD:
+            return f"guarded at failover (not a bound on region loss): {self.via}" + (
+                f"; price: {self.price}" if self.price else ""
+            )
         if not self.enforced:
             when = "" if self.detection_s is None else f" within {fmt(self.detection_s)}"
             return f"detected: {self.via}; pages{when} after the lag passes {fmt(self.loss_s)}"
@@ -85,6 +92,7 @@ class Bound:
         return {
             "kind": self.kind,
             "enforced": self.enforced,
+            "guard": self.kind == GUARD,
             "loss_s": self.loss_s,
             "via": self.via,
             "holds_while": self.holds_while,

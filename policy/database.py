@@ -11,13 +11,16 @@ delay and never become the declared worst case.
   pgbackrest.conf, and the backup timers and cron lines. Enforced: archive_timeout + push timeout,
   when archive-push writes a repository in another region. A synchronous standby named in
   postgresql.conf is a ``synchronous`` bound of 0 s.
-- **rds**: cross-region automated-backup replication has no published lag bound, so the backups
-  bound nothing on region loss; the DR read replica (below) does.
+- **rds**: cross-region automated-backup replication has no published lag bound, and the DR read
+  replica is asynchronous: nothing *enforces* a region-loss bound, so the critical class is not
+  met on this backend unless something synchronous is added. The replica's lag alarm detects.
 - **supabase**: the daily logical dump, read from its rendered timers and cron lines, is a
   ``schedule`` bound; the subscription's lag alarm only detects.
 - **DR standby** (every backend): ``drctl failover`` refuses to promote a standby whose measured
-  lag exceeds the critical RPO unless ``--accept-data-loss``: an enforced bound on the loss of a
-  failover, paid for in RTO while the lag is high. It needs a sound standby in the DR region.
+  lag exceeds the critical RPO unless ``--accept-data-loss``. That is a *guard*
+  (``bounds.GUARD``), shown but never counted: on a real region loss the writes behind the lag are
+  gone with the primary, and refusing only makes the operator wait for a region that may not come
+  back. It needs a sound standby in the DR region.
 
 Standard library only: the CrossGuard pack loads this file standalone from inside policy/.
 """
@@ -382,7 +385,7 @@ def standby_target(
 
 def dr_standby_mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list[Mechanism]:
     """The DR standby of the database: its posture and reason, what failover needs, and the
-    failover refusal at the critical RPO (the threshold ``drctl failover`` applies)."""
+    failover refusal at the critical RPO (the threshold ``drctl failover`` applies; a guard)."""
     found = []
     named = by_name(resources)
     classes = objectives.get("classes") or {}
@@ -424,9 +427,8 @@ def dr_standby_mechanisms(resources: Sequence[Resource], objectives: Mapping) ->
                     int(rpo),
                     f"drctl failover refuses to promote the {target} while its measured lag "
                     f"exceeds the critical RPO {fmt_s(rpo)}, unless --accept-data-loss",
-                    holds_while="nobody passes --accept-data-loss",
                     price="RTO: while the lag is above the RPO the failover waits; if the "
-                    "primary is gone for good, losing more becomes an explicit decision",
+                    "primary is gone for good, the loss is the lag, now an explicit decision",
                 )
             )
         if lag is not None:

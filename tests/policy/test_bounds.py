@@ -16,18 +16,25 @@ OBJECTIVES = {
 def test_only_enforced_bounds_count_and_the_tightest_wins():
     found = [
         Bound("detected", 60, "an alarm at 1 min", detection_s=120),
-        Bound("failover-refusal", 900, "refusal"),
+        Bound("failover-refusal", 300, "refusal"),
         Bound("archive", 360, "archive"),
     ]
     assert bounds.enforced_loss_s(found) == 360
     assert bounds.enforced_loss_s(found[:1]) is None  # an alarm alone bounds nothing
+    # The failover refusal guards a failover; it bounds nothing when the primary region is gone.
+    assert bounds.enforced_loss_s(found[:2]) is None
     assert bounds.enforced_loss_s([Bound("archive", None, "?")]) is None
 
 
 def test_kinds_are_checked_and_described():
     with pytest.raises(ValueError, match="not one of"):
         Bound("alarm", 60, "x")
-    assert set(bounds.ENFORCED_KINDS) == set(bounds.KINDS) - {bounds.DETECTED}
+    assert set(bounds.ENFORCED_KINDS) == set(bounds.KINDS) - {bounds.DETECTED, bounds.GUARD}
+    guard = Bound("failover-refusal", 900, "drctl refuses", price="RTO")
+    assert not guard.enforced and guard.to_dict()["guard"] is True
+    assert guard.describe() == (
+        "guarded at failover (not a bound on region loss): drctl refuses; price: RTO"
+    )
     sync = Bound("synchronous", 0, "sync", holds_while="it is connected", price="latency")
     assert sync.enforced and sync.describe() == (
         "enforced (synchronous): sync; loss at most 0 s while it is connected; price: latency"

@@ -160,6 +160,6 @@ def test_human_report_shows_enforced_detected_and_the_paths(prod):
         posture.render(document)
     text = captured.get()
     assert "database enforced (archive)" in text and "loss at most 6 min" in text
-    assert "database enforced (failover-refusal)" in text
+    assert "database guarded at failover (not a bound on region loss)" in text
     assert "PITR from repo2 (us-west-2) (survives region loss): met" in text
     assert "evidence: " in text and "bench/restore.py" in text
