@@ -279,14 +279,16 @@ class _Scene:
         paging = alarm_detection_s(rules._whole(dict(alarm.props)), 0)
         if props.get("type") == "CLOUDWATCH_METRIC":
             # The check follows the in-VPC probe's alarm (components/health_probe.py): the probe
-            # publishes every minute, the alarm needs its breaching periods.
+            # publishes every minute, the alarm needs its breaching periods. When that alarm
+            # pages (it has alarm actions), nobody waits for the HealthCheckStatus alarm.
             probe = self._own("primary-down")
+            probe_props = rules._whole(dict(probe.props)) if probe is not None else {}
             failing = (
-                alarm_detection_s(rules._whole(dict(probe.props)), PROBE_INTERVAL_S)
-                if probe is not None
-                else None
+                alarm_detection_s(probe_props, PROBE_INTERVAL_S) if probe is not None else None
             )
             how = f"probe alarm {failing} s (probe every {PROBE_INTERVAL_S} s)"
+            if failing is not None and probe_props.get("alarmActions"):
+                return Step("detection", failing, "declared", f"{how}, which pages")
         else:
             interval, threshold = props.get("requestInterval"), props.get("failureThreshold")
             timed = isinstance(interval, int) and isinstance(threshold, int)
