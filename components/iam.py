@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 
 def service_trust_policy(service: str, account_id: str | None = None) -> str:
@@ -32,3 +33,9 @@ def deny_insecure_transport(action: str, resource: str | list[str]) -> dict:
         "Resource": resource,
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+def source_arns(arns: Sequence[str]) -> str | list[str]:
+    """An AWS:SourceArn condition value: one ARN as a string (as documented), more as a list."""
+    ordered = sorted(arns)
+    return ordered[0] if len(ordered) == 1 else ordered
