@@ -16,7 +16,7 @@ from components.services import (
     TIERS,
     parse_catalogue,
 )
-from scripts.local.evaluate import RecordingMocks, evaluate_stack, read_stack_config
+from scripts.local.evaluate import evaluate_stack, read_stack_config
 
 SECRETS = ["payments", "email", "ai-model", "cdn", "analytics"]
 
@@ -143,22 +143,14 @@ def test_bad_catalogue_config_names_the_key(raw, key, words):
     assert words in str(raised.value)
 
 
-def test_bad_catalogue_config_fails_before_any_resource(monkeypatch, capsys):
-    declared = []
-    original = RecordingMocks.new_resource
-
-    def spy(self, args):
-        declared.append(args.name)
-        return original(self, args)
-
-    monkeypatch.setattr(RecordingMocks, "new_resource", spy)
+def test_bad_catalogue_config_fails_before_any_resource(declared_names, capsys):
     config = {**read_stack_config("prod"), f"{SERVICES_NAMESPACE}:user-auth": {"tier": "urgent"}}
     with pytest.raises(SystemExit) as raised:
         evaluate_stack("prod", config=config)
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert f"error: {SERVICES_NAMESPACE}:user-auth.tier = 'urgent' is not valid" in err
-    assert declared == []
+    assert declared_names == []
 
 
 # -- contacts -------------------------------------------------------------------------------------
