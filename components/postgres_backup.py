@@ -37,7 +37,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
+from components import pg_host_agents as agents
 from components import pgbackrest_config as pgbr
+from components.failover_control import lease_access_policy
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
@@ -49,6 +51,9 @@ from components.objectives import (
     format_duration,
 )
 from components.replicated_bucket import ObjectLock, ReplicatedBucket, ReplicatedBucketArgs
+from components.systemd_units import oneshot_service as _oneshot_service
+from components.systemd_units import systemd_exec_arg  # noqa: F401 (part of this module's API)
+from components.systemd_units import timer as _timer
 
 DATASET = "database"
 RDS_ENGINE_VERSION = "16"
@@ -94,6 +99,8 @@ class PostgresBackupArgs:
     replication_password: secret password of the replication role; default None (the role then
         logs in by certificate or peer authentication only).
     pg_data_path: data directory on the host; default /var/lib/postgresql/15/main.
+    lease_bucket / lease_bucket_arn: self-managed; the FailoverControl bucket in the DR region
+        whose lease the hosts' fence guards hold (components/failover_control.py). Required.
 
     supabase:
     dr_postgres_provider: Provider for the DR-region Postgres that subscribes. Required.
@@ -119,6 +126,8 @@ class PostgresBackupArgs:
     primary_host: pulumi.Input[str] = ""
     replication_password: pulumi.Input[str] | None = None
     pg_data_path: str = "/var/lib/postgresql/15/main"
+    lease_bucket: pulumi.Input[str] | None = None
+    lease_bucket_arn: pulumi.Input[str] | None = None
     dr_postgres_provider: postgresql.Provider | None = None
     publisher_conninfo: pulumi.Input[str] | None = None
     publication_tables: Sequence[str] = field(default_factory=tuple)
@@ -220,49 +229,6 @@ def _dump_script(bucket: str, key_arn: str, region: str, kind: str, pct: str) ->
     return (
         'pg_dump --format=custom --no-owner --dbname="$PUBLISHER_DSN" | '
         f"aws s3 cp - {target} --region {region} --sse aws:kms --sse-kms-key-id {key_arn}"
-    )
-
-
-def systemd_exec_arg(script: str) -> str:
-    """``script`` as one double-quoted ExecStart word: systemd reads %% as % and $$ as $."""
-    escaped = script.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
-
-
-def _oneshot_service(description: str, script: str, env_file: str | None = None) -> str:
-    """A systemd oneshot service running the bash ``script`` with pipefail, as postgres."""
-    return "\n".join(
-        [
-            "[Unit]",
-            f"Description={description}",
-            "After=network-online.target",
-            "Wants=network-online.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "User=postgres",
-            *([f"EnvironmentFile={env_file}"] if env_file else []),
-            # pipefail: a failed first command must fail the unit even if the last one succeeded.
-            f"ExecStart=/bin/bash -o pipefail -c {systemd_exec_arg(script)}",
-            "",
-        ]
-    )
-
-
-def _timer(description: str, on_calendar: str, *extra: str) -> str:
-    return "\n".join(
-        [
-            "[Unit]",
-            f"Description={description}",
-            "",
-            "[Timer]",
-            f"OnCalendar={on_calendar}",
-            *extra,
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-        ]
     )
 
 
@@ -390,6 +356,8 @@ class PostgresBackup(pulumi.ComponentResource):
         self.repo_bucket_names: dict[str, pulumi.Output[str]] | None = None
         self.dump_bucket_names: dict[str, pulumi.Output[str]] | None = None
         self.artefacts: dict[str, pulumi.Output[str]] = {}
+        self.cipher_secret_arns: dict[str, pulumi.Output[str]] | None = None
+        self.replication_role = REPLICATION_ROLE if backend == "self-managed" else None
         if backend == "rds":
             self._rds(args)
         elif backend == "self-managed":
@@ -563,21 +531,104 @@ class PostgresBackup(pulumi.ComponentResource):
         )
         self.primary_endpoint = pulumi.Output.from_input(args.primary_host)
 
-        def render(values: list[str]) -> dict[str, str]:
-            b1, b2, k1, k2 = values
-            settings = pgbr.s3_settings(
-                objectives,
-                bucket_names={regions.primary: b1, regions.dr: b2},
-                kms_key_ids={regions.primary: k1, regions.dr: k2},
-                pg_path=args.pg_data_path,
-            )
-            return pgbr.render_all(objectives, settings)
-
+        self._host_agents(args, repo1, repo2)
         rendered = pulumi.Output.all(
-            self.repo_bucket_names["repo1"], self.repo_bucket_names["repo2"], *key_arns
-        ).apply(render)
+            self.repo_bucket_names["repo1"],
+            self.repo_bucket_names["repo2"],
+            *key_arns,
+            args.lease_bucket,
+        ).apply(lambda v: render_self_managed(objectives, *v, pg_path=args.pg_data_path))
         for path in _self_managed_paths(objectives):
             self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
+
+    def _host_agents(self, args: PostgresBackupArgs, repo1, repo2) -> None:
+        """What the hosts need beyond pgBackRest: the cipher passphrase in Secrets Manager with a
+        DR-region replica, read access to it and to the lease, and the slot's wal_status alarm."""
+        objectives, name = args.objectives, self._name
+        regions = objectives.regions
+        tags = class_tags("critical", DATASET)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-cipher-pass",
+            region=regions.primary,
+            name=cipher_secret_name(objectives),
+            description="pgBackRest repository cipher passphrase (repo1 and repo2)",
+            kms_key_id=repo1.key_arns[regions.primary],
+            # The DR host decrypts repo2 with this copy after the primary region is gone.
+            replicas=[{"region": regions.dr, "kms_key_id": repo2.key_arns[regions.dr]}],
+            recovery_window_in_days=30,
+            tags=tags,
+            opts=self._data_opts,
+        )
+        random = aws.secretsmanager.get_random_password_output(
+            password_length=48, exclude_punctuation=True, region=regions.primary
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-cipher-pass-value",
+            region=regions.primary,
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(random.random_password),
+            # Drawn once: a new passphrase would make every existing backup unreadable.
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["secret_string"], retain_on_delete=True
+            ),
+        )
+        self.cipher_secret_arns = {
+            regions.primary: secret.arn,
+            regions.dr: secret.arn.apply(
+                lambda a: a.replace(f":{regions.primary}:", f":{regions.dr}:")
+            ),
+        }
+        aws.iam.RolePolicy(
+            f"{name}-host-cipher-pass",
+            role=self.host_role.id,
+            policy=pulumi.Output.all(*self.cipher_secret_arns.values()).apply(
+                lambda arns: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "ReadCipherPassphrase",
+                                "Effect": "Allow",
+                                "Action": ["secretsmanager:GetSecretValue"],
+                                "Resource": sorted(arns),
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=self._child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-host-lease",
+            role=self.host_role.id,
+            policy=pulumi.Output.from_input(args.lease_bucket_arn).apply(
+                lambda arn: lease_access_policy(arn, [objectives.stack])
+            ),
+            opts=self._child,
+        )
+        topic = args.alarm_topic_arns.get(regions.primary)
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-slot-wal-status",
+            region=regions.primary,
+            namespace=agents.SLOT_METRIC_NAMESPACE,
+            metric_name=agents.SLOT_METRIC,
+            dimensions={"Slot": slot_name(objectives)},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=1,
+            threshold=agents.SLOT_ALARM_AT,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="breaching",
+            alarm_description=(
+                f"replication slot {slot_name(objectives)} of the DR standby is unreserved or lost "
+                "(max_slot_wal_keep_size reached: the standby must catch up from repo2), or is "
+                "missing, or its monitor stopped reporting"
+            ),
+            alarm_actions=[topic] if topic else [],
+            ok_actions=[topic] if topic else [],
+            tags=tags,
+            opts=self._child,
+        )
 
     # -- supabase --------------------------------------------------------------------------
 
@@ -717,14 +768,48 @@ class PostgresBackup(pulumi.ComponentResource):
         return iam_role, profile
 
 
-def _self_managed_paths(objectives: Objectives) -> list[str]:
-    """The artefact file names render_all produces (known before the bucket names are)."""
-    sample = pgbr.s3_settings(
+def cipher_secret_name(objectives: Objectives) -> str:
+    """The passphrase's secret name, the same in both regions (a replica keeps its name)."""
+    return f"platform-dr/{objectives.stack}/database/pgbackrest-cipher-pass"
+
+
+def render_self_managed(
+    objectives: Objectives,
+    repo1_bucket: str,
+    repo2_bucket: str,
+    repo1_key: str,
+    repo2_key: str,
+    lease_bucket: str,
+    *,
+    pg_path: str = "/var/lib/postgresql/15/main",
+) -> dict[str, str]:
+    """Every file a self-managed database host gets: pgBackRest, archiving, backup timers,
+    the re-arm variant, and the host agents (components/pg_host_agents.py)."""
+    regions = objectives.regions
+    settings = pgbr.s3_settings(
         objectives,
-        bucket_names={objectives.regions.primary: "b", objectives.regions.dr: "b"},
-        kms_key_ids={objectives.regions.primary: "k", objectives.regions.dr: "k"},
+        bucket_names={regions.primary: repo1_bucket, regions.dr: repo2_bucket},
+        kms_key_ids={regions.primary: repo1_key, regions.dr: repo2_key},
+        pg_path=pg_path,
     )
-    return sorted(pgbr.render_all(objectives, sample))
+    files = pgbr.render_all(objectives, settings)
+    template = pgbr.render_secret_conf(settings, {r.index: "\0" for r in settings.repos})
+    files |= agents.render_host_agents(
+        objectives,
+        lease_bucket=lease_bucket,
+        slot=slot_name(objectives),
+        pgbackrest_argv=settings.base_command,
+        pg=agents.HostPg(data_dir=pg_path),
+        cipher_secret_name=cipher_secret_name(objectives),
+        secret_conf_template=template,
+        include_path=settings.config_include_path,
+    )
+    return files
+
+
+def _self_managed_paths(objectives: Objectives) -> list[str]:
+    """The artefact file names the host gets (known before the bucket names are)."""
+    return sorted(render_self_managed(objectives, "b", "b", "k", "k", "lease"))
 
 
 _HHMM = r"([01]\d|2[0-3]):([0-5]\d)"
@@ -800,6 +885,12 @@ def _validate(args: PostgresBackupArgs) -> None:
     if backend == "self-managed":
         # Fails early (ConfigError naming criticalRpo) if WAL archiving cannot meet the RPO.
         pgbr.archive_timing(args.objectives)
+        if args.lease_bucket is None or args.lease_bucket_arn is None:
+            raise ConfigError(
+                "lease_bucket",
+                None,
+                "the FailoverControl bucket (name and ARN) whose lease the fence guards hold",
+            )
 
 
 # -- stack config (keys in objectives.CONFIG_KEYS and Pulumi.yaml; secrets in their namespace) ---

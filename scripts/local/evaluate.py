@@ -143,6 +143,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            length = int(args.args.get("passwordLength") or 32)
+            return {"randomPassword": "m" * length, "id": "mock-random"}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             region = args.args.get("region") or "us-east-1"
             names = [f"{region}{z}" for z in "abc"]
