@@ -180,3 +180,39 @@ def remove(host: Host, path: str) -> None:
 
 def pg(host: Host, tool: str) -> str:
     return f"{host.pg_bin}/{tool}"
+
+
+@dataclass
+class DbNode:
+    """One database server: the host it lives on and where its files are.
+
+    data_dir: the cluster's data directory on ``host``.
+    dsn: how the runbook connects to it (None: not reachable by SQL from here).
+    pgbackrest_config / pgbackrest_include / stanza: the host's pgBackRest files; default the
+        rendered paths (components/pgbackrest_config.py).
+    unit_dir: where rendered systemd units go; default /etc/systemd/system.
+    systemd: enable units with ``systemctl``; False on hosts without systemd (tests): units are
+        installed and the step reports which ones an operator must enable.
+    start_argv / stop_argv: how to start and stop the server; default ``pg_ctl`` on data_dir
+        (give ``systemctl start postgresql@15-main`` where systemd runs it).
+    """
+
+    host: Host
+    data_dir: str
+    dsn: str | None = None
+    pgbackrest_config: str = "/etc/pgbackrest/pgbackrest.conf"
+    pgbackrest_include: str = "/etc/pgbackrest/conf.d"
+    stanza: str = "main"
+    unit_dir: str = "/etc/systemd/system"
+    systemd: bool = True
+    start_argv: tuple[str, ...] = ()
+    stop_argv: tuple[str, ...] = ()
+
+    @property
+    def pgbackrest(self) -> list[str]:
+        from components.pgbackrest_config import pgbackrest_command
+
+        return pgbackrest_command(self.stanza, self.pgbackrest_config, self.pgbackrest_include)
+
+    def file(self, name: str) -> str:
+        return f"{self.data_dir.rstrip('/')}/{name}"

@@ -63,7 +63,8 @@ class Step:
 
     name: stable id, used in the journal; title: what the operator reads; plan: one line that
     says what the step would do, shown in a dry run; dry_run: run it in a dry run too (read-only
-    checks only).
+    checks only); restores_service: False for steps after the service is back (re-arming
+    backups): the run's RTO ends with the last step that has it True.
     """
 
     name: str
@@ -71,6 +72,7 @@ class Step:
     action: Callable[[RunContext], Mapping[str, Any] | None]
     plan: str = ""
     dry_run: bool = False
+    restores_service: bool = True
 
 
 @dataclass
@@ -170,9 +172,7 @@ class Runbook:
             else:
                 progress.print(f"{header}: would {step.plan or step.title.lower()}")
                 rows.append(_row(step, "planned", None))
-        return RunReport(
-            self.command, self.stack, "dry-run", self.journal.where, rows, None, False
-        )
+        return RunReport(self.command, self.stack, "dry-run", self.journal.where, rows, None, False)
 
     def _execute(self, options: dict[str, Any], fresh: bool) -> RunReport:
         doc = self.journal.load()
@@ -222,7 +222,9 @@ class Runbook:
                     f"({', '.join(unknown)}); it belongs to another version or command",
                     ExitCode.PRECONDITION_FAILED,
                 )
-            progress.print(f"resuming run {doc.get('run_id', '?')} from journal {self.journal.where}")
+            progress.print(
+                f"resuming run {doc.get('run_id', '?')} from journal {self.journal.where}"
+            )
         doc["runs"] = doc.get("runs", 0) + 1
         doc["status"] = "running"
         records = {s["name"]: s for s in doc["steps"]}
@@ -292,9 +294,12 @@ class Runbook:
             rows.append(dict(rec))
         doc["status"] = "completed"
         doc["finished_at"] = now_iso()
-        # Wall time from the first step to the last, across interrupted runs: that is how long
-        # the service was in recovery.
-        doc["rto_s"] = round(_seconds_between(doc["started_at"], doc["finished_at"]), 3)
+        # Wall time from the first step to the last one that restores service, across
+        # interrupted runs: that is how long the service was in recovery.
+        service_back = [
+            records[s.name]["finished_at"] for s in self.steps if s.restores_service
+        ] or [doc["finished_at"]]
+        doc["rto_s"] = round(_seconds_between(doc["started_at"], max(service_back)), 3)
         self.journal.save(doc)
         progress.print(f"{self.command} completed; time to recovery {doc['rto_s']:.2f}s")
         return RunReport(

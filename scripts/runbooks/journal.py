@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scripts.common import DrctlError, ExitCode
+from scripts.dataops.s3_conditional import is_missing, is_precondition_failure, put_json
 
 JOURNAL_VERSION = 2
 DEFAULT_LOCK_TTL_S = 120.0
@@ -130,28 +131,6 @@ class LocalJournal:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _status(err: Exception) -> int | None:
-    response = getattr(err, "response", None) or {}
-    return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
-def _code(err: Exception) -> str:
-    response = getattr(err, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def is_precondition_failure(err: Exception) -> bool:
-    """412 (the condition did not hold) or 409 (a concurrent conditional write won the race)."""
-    return _status(err) in (409, 412) or _code(err) in (
-        "PreconditionFailed",
-        "ConditionalRequestConflict",
-    )
-
-
-def is_missing(err: Exception) -> bool:
-    return _status(err) == 404 or _code(err) in ("NoSuchKey", "404")
-
-
 class S3Journal:
     """The journal and its lock as objects in the DR-region control bucket (module docstring).
 
@@ -205,15 +184,7 @@ class S3Journal:
         return doc
 
     def _put(self, key: str, doc: Mapping[str, Any], etag: str | None) -> str:
-        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        body = json.dumps(doc, indent=2, default=str).encode()
-        return self.s3.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/json",
-            **condition,
-        )["ETag"]
+        return put_json(self.s3, self.bucket, key, doc, etag)
 
     def save(self, doc: Mapping[str, Any]) -> None:
         if self._lost:
@@ -234,15 +205,15 @@ class S3Journal:
             raise
 
     def archive(self) -> str:
+        """Copy the finished journal aside (a new key, created conditionally), then delete it
+        only if it is still the version this run read (conditional delete)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         stem, _, ext = self.key.rpartition(".")
         target = f"{stem}.{stamp}.{ext}"
-        self.s3.copy_object(
-            Bucket=self.bucket,
-            Key=target,
-            CopySource={"Bucket": self.bucket, "Key": self.key},
-            CopySourceIfMatch=self._etag or "*",
-        )
+        doc = self.load()
+        if doc is None:
+            raise DrctlError(f"no journal at {self.where} to archive", ExitCode.PRECONDITION_FAILED)
+        self._put(target, doc, None)
         self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self._etag)
         self._etag = None
         return f"s3://{self.bucket}/{target}"
@@ -301,7 +272,9 @@ class S3Journal:
                         self._lost = "someone else replaced the lock"
                         return
                     if time.monotonic() - renewed > self.lock_ttl_s:
-                        self._lost = f"not renewed for {self.lock_ttl_s:.0f}s ({type(err).__name__})"
+                        self._lost = (
+                            f"not renewed for {self.lock_ttl_s:.0f}s ({type(err).__name__})"
+                        )
 
         thread = threading.Thread(target=renew, name="journal-lock", daemon=True)
         thread.start()
@@ -312,4 +285,3 @@ class S3Journal:
             thread.join(timeout=10)
             with contextlib.suppress(Exception):
                 self._put(self.lock_key, self._lock_doc(released=True), state["etag"])
-
