@@ -108,18 +108,33 @@ class HostPg:
 class LeaseTiming:
     """How long a primary may go without renewing its lease, and how often the guard looks.
 
-    ttl_s = clamp(critical RTO / 20, 30 s, 300 s); interval_s = clamp(ttl / 6, 5 s, 30 s).
-    A failover that gets no acknowledgement waits ``fence_wait_s`` before promoting: the TTL,
-    one guard tick, and the stop grace. That wait is part of the RTO budget (docs/runbooks).
+    ttl_s = clamp(critical RTO / 20, 30 s, 300 s); interval_s = clamp(ttl / 6, 5 s, 30 s);
+    call_timeout_s bounds one S3 call of the guard; stop_grace_s one shutdown mode (the guard
+    escalates fast -> immediate -> SIGKILL, at most about twice that in all).
+
+    A failover that gets no acknowledgement waits ``fence_wait_s`` before promoting: the old
+    primary's last renewal was before the takeover, so by then its guard has seen the TTL run out
+    (one tick later at most: the interval, its two S3 calls and its local psql check) and stopped
+    the server. That wait is part of the RTO budget (docs/runbooks/failover.md):
+    180 + 30 + 2 x 20 + 5 + 2 x 30 = 315 s for a 1 h RTO.
     """
 
     ttl_s: float
     interval_s: float
     stop_grace_s: float = 30.0
+    call_timeout_s: float = 20.0
 
     @property
     def fence_wait_s(self) -> float:
-        return self.ttl_s + self.interval_s + self.stop_grace_s
+        return fence_wait_s(self.ttl_s, self.interval_s, self.call_timeout_s, self.stop_grace_s)
+
+
+LOCAL_CHECK_S = 5.0  # the guard's psql look at the local server (connect timeout 3 s)
+
+
+def fence_wait_s(ttl_s: float, interval_s: float, call_timeout_s: float, stop_grace_s: float):
+    """The one formula for how long an unacknowledged takeover waits (see LeaseTiming)."""
+    return ttl_s + interval_s + 2 * call_timeout_s + LOCAL_CHECK_S + 2 * stop_grace_s
 
 
 def lease_timing(objectives: Objectives) -> LeaseTiming:
@@ -202,6 +217,7 @@ def guard_config(
         "ttl_s": timing.ttl_s,
         "interval_s": timing.interval_s,
         "stop_timeout_s": timing.stop_grace_s,
+        "aws_timeout_s": timing.call_timeout_s,
         "pg": pg.to_json(),
         "pgbackrest": pgbackrest_argv,
         "state_file": f"{STATE_DIR}/fence-guard.json",

@@ -74,7 +74,7 @@ class Changed(Exception):
 # -- S3 through the aws CLI ----------------------------------------------------------------------
 
 
-def _aws(cfg: dict, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+def _aws(cfg: dict, *args: str) -> subprocess.CompletedProcess:
     lease = cfg["lease"]
     argv = [
         cfg.get("aws", "aws"),
@@ -92,6 +92,7 @@ def _aws(cfg: dict, *args: str, timeout: float = 20) -> subprocess.CompletedProc
         "json",
     ]
     env = {**os.environ, "AWS_MAX_ATTEMPTS": "2", "AWS_RETRY_MODE": "standard"}
+    timeout = float(cfg.get("aws_timeout_s", 20))
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -32,8 +32,9 @@ class FailoverPlan:
     control_bucket: the DR-region FailoverControl bucket (lease and journals); None when the
         outputs have none (an older stack): then nothing fences an unreachable primary, and the
         failover refuses unless the operator accepts that (``accept_unfenced``).
-    lease_ttl_s / guard_interval_s: the derived lease timing (pg_host_agents.lease_timing); the
-        lease object's own ``ttl_s`` wins when it has one.
+    lease_ttl_s / guard_interval_s / stop_grace_s / guard_call_timeout_s: the derived lease
+        timing (pg_host_agents.lease_timing); the lease object's own ``ttl_s`` wins when it has
+        one.
     unarchived_bound_s: self-managed; the declared bound on writes a lost primary never archived.
     artefacts: the rendered host files (``databaseArtefacts``), for the re-arm step.
     """
@@ -62,6 +63,7 @@ class FailoverPlan:
     lease_ttl_s: float = 180.0
     guard_interval_s: float = 30.0
     stop_grace_s: float = 30.0
+    guard_call_timeout_s: float = 20.0
     unarchived_bound_s: int | None = None
     primary_security_group_ids: tuple[str, ...] = ()
     artefacts: Mapping[str, str] = field(default_factory=dict)
@@ -135,6 +137,7 @@ def load_plan(stack: str, outputs: Mapping[str, Any], root: Path = ROOT) -> Fail
         lease_ttl_s=timing.ttl_s,
         guard_interval_s=timing.interval_s,
         stop_grace_s=timing.stop_grace_s,
+        guard_call_timeout_s=timing.call_timeout_s,
         unarchived_bound_s=(worst_case_rpo_s(objectives) if backend == "self-managed" else None),
         primary_security_group_ids=tuple(database.get("primarySecurityGroupIds") or ()),
         artefacts=dict(outputs.get("databaseArtefacts") or {}),

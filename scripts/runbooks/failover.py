@@ -307,7 +307,7 @@ def failover_steps(
         if backend == "supabase":
             return {"note": "the logical dumps run from the DR subscriber host already"}
         if dr_node is None:
-            ctx.note("[yellow]no DR host given: backups are NOT re-armed[/]")
+            ctx.note("WARNING: no DR host given: backups are NOT re-armed (--dr-host)")
             return {"skipped": "no DR host given (drctl failover --dr-host)"}
         return rearm(dr_node, plan.artefacts)
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from components.failover_control import ack_prefix
+from components.pg_host_agents import fence_wait_s
 from scripts.common import DrctlError, ExitCode
 from scripts.dataops.cloud import Aws, primary_security_groups, revoke_db_ingress
 from scripts.dataops.database import (
@@ -107,7 +108,9 @@ def take_lease(
         "guarded": bool(previous.get("renewed_at")),
         "accepted_unfenced": accept_unfenced and not previous.get("renewed_at"),
         "ttl_s": ttl,
-        "fence_wait_s": ttl + plan.guard_interval_s + plan.stop_grace_s,
+        "fence_wait_s": fence_wait_s(
+            ttl, plan.guard_interval_s, plan.guard_call_timeout_s, plan.stop_grace_s
+        ),
     }
 
 
