@@ -521,8 +521,10 @@ def rearm_settings(
     return replace(settings, repos=tuple(repos))
 
 
-def render_postgres_conf(objectives: Objectives, settings: PgBackRestSettings) -> str:
-    """postgresql.conf fragment (conf.d/) of ``postgres_settings``."""
+def render_postgres_conf(
+    objectives: Objectives, settings: PgBackRestSettings, **overrides: str
+) -> str:
+    """postgresql.conf fragment (conf.d/) of ``postgres_settings`` (``overrides`` go to it)."""
     timing = archive_timing(objectives)
     head = [
         "# Rendered by components/pgbackrest_config.py; do not edit.",
@@ -532,7 +534,7 @@ def render_postgres_conf(objectives: Objectives, settings: PgBackRestSettings) -
     ]
     body = [
         f"{k} = '{v.replace(chr(39), chr(39) * 2)}'"
-        for k, v in postgres_settings(objectives, settings).items()
+        for k, v in postgres_settings(objectives, settings, **overrides).items()
     ]
     return "\n".join(head + body) + "\n"
 

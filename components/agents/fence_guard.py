@@ -157,10 +157,16 @@ def postmaster_pid(cfg: dict) -> int | None:
 
 
 def local_role(cfg: dict) -> str:
-    """primary | standby | down (not running). A running server that does not answer counts as
-    primary: fencing must not wait for it to be polite."""
+    """primary | standby | down (not running).
+
+    ``standby.signal`` settles it without a connection (a standby starting up refuses them;
+    promotion removes the file). Otherwise a running server that does not answer counts as
+    primary: fencing must not wait for a hung server to be polite.
+    """
     if postmaster_pid(cfg) is None:
         return "down"
+    if would_start_as(cfg) == "standby":
+        return "standby"
     pg = cfg["pg"]
     argv = [_pg(cfg, "psql"), "-X", "-A", "-t", "-q", "-h", pg["socket_dir"], "-p", str(pg["port"])]
     argv += ["-d", pg.get("dbname", "postgres"), "-c", "select pg_is_in_recovery()"]
@@ -273,17 +279,17 @@ def acknowledge(cfg: dict, lease: dict, reason: str, actions: list[str]) -> None
         log(f"could not write the acknowledgement {key}: {exc}")
 
 
-def renew(cfg: dict, lease: dict, etag: str) -> str:
+def renew(cfg: dict, lease: dict, etag: str) -> tuple[str, dict]:
     renewed = {
         **lease,
         "renewed_at": now_iso(),
         "renewed_by": socket.gethostname(),
         "ttl_s": cfg["ttl_s"],
     }
-    return write_object(cfg, cfg["lease"]["key"], renewed, if_match=etag, create=False)
+    return write_object(cfg, cfg["lease"]["key"], renewed, if_match=etag, create=False), renewed
 
 
-def create(cfg: dict) -> str:
+def create(cfg: dict) -> tuple[str, dict]:
     lease = {
         "version": 1,
         "epoch": 1,
@@ -294,22 +300,40 @@ def create(cfg: dict) -> str:
         "renewed_at": now_iso(),
         "renewed_by": socket.gethostname(),
     }
-    return write_object(cfg, cfg["lease"]["key"], lease, if_match=None, create=True)
+    return write_object(cfg, cfg["lease"]["key"], lease, if_match=None, create=True), lease
+
+
+def _renew_cached(cfg: dict, state: dict, role: str, now: float) -> bool:
+    """The steady state in one S3 call: renew with If-Match on the ETag of our own last write.
+
+    Anyone else's write (a takeover) changed the ETag, so this fails and ``_decide`` reads."""
+    cached, etag = state.get("lease"), state.get("etag")
+    if role != "primary" or not cached or not etag or cached.get("holder") != cfg["region"]:
+        return False
+    try:
+        state["etag"], state["lease"] = renew(cfg, cached, etag)
+    except Changed:
+        return False
+    state.update(renewed_at=now, fenced=None)
+    return True
 
 
 def _decide(cfg: dict, state: dict, role: str, now: float) -> int:
     """One look at the lease and one action; Changed/Unreadable propagate to ``check``."""
+    if _renew_cached(cfg, state, role, now):
+        return OK
+    state.pop("etag", None)
     lease, etag = read_lease(cfg)
     if lease is None:
         if role == "primary":
-            create(cfg)
+            state["etag"], state["lease"] = create(cfg)
             state.update(epoch=1, renewed_at=now, fenced=None)
             log(f"created the lease: epoch 1, holder {cfg['region']}")
         return OK
     holder, epoch = lease.get("holder"), lease.get("epoch")
     if holder == cfg["region"]:
         if role == "primary":
-            renew(cfg, lease, etag)
+            state["etag"], state["lease"] = renew(cfg, lease, etag)
             state.update(epoch=epoch, renewed_at=now, fenced=None)
         return OK
     if role == "primary":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Protocol
 from scripts.common import DrctlError, ExitCode
 
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 
 
 class Host(Protocol):
@@ -72,7 +74,7 @@ class LocalHost:
 
     def _prefix(self) -> list[str]:
         if os.geteuid() == 0 and self.os_user != "root":
-            return ["runuser", "-u", self.os_user, "--"]
+            return [RUNUSER, "-u", self.os_user, "--"]
         return []
 
     def run(self, argv, *, env=None, input=None, timeout=600, check=True):
@@ -195,6 +197,8 @@ class DbNode:
         installed and the step reports which ones an operator must enable.
     start_argv / stop_argv: how to start and stop the server; default ``pg_ctl`` on data_dir
         (give ``systemctl start postgresql@15-main`` where systemd runs it).
+    artefacts: the rendered host files for this host; default None: the stack's
+        ``databaseArtefacts`` (every host of a stack gets the same files).
     """
 
     host: Host
@@ -207,6 +211,7 @@ class DbNode:
     systemd: bool = True
     start_argv: tuple[str, ...] = ()
     stop_argv: tuple[str, ...] = ()
+    artefacts: Mapping[str, str] | None = None
 
     @property
     def pgbackrest(self) -> list[str]:

@@ -176,8 +176,9 @@ def physical_lag(
                 lag,
                 behind,
                 True,
-                f"newest heartbeat on the primary {primary_hb.isoformat()} vs replayed "
-                f"{standby_hb.isoformat()}; {behind} bytes of WAL not replayed",
+                f"newest heartbeat on the primary {primary_hb.astimezone(dt.UTC).isoformat()} vs "
+                f"replayed {standby_hb.astimezone(dt.UTC).isoformat()}; {behind} bytes of WAL "
+                "not replayed",
                 "heartbeat",
             )
         return LagReading(
@@ -203,7 +204,8 @@ def physical_lag(
                 False,
                 f"primary unreachable: newest commit in repo{archive.repo}'s archive "
                 f"{newest.isoformat()} (segment {segment}) vs newest replayed "
-                f"{replay_ts.isoformat()}; writes the primary never archived are not "
+                f"{replay_ts.astimezone(dt.UTC).isoformat()}; writes the primary never archived "
+                "are not "
                 f"measurable (declared bound {format_duration(unarchived_bound_s)})",
                 "archive",
                 unarchived_bound_s=unarchived_bound_s,

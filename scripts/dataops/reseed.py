@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,16 +95,27 @@ def save_host_config(node: DbNode) -> dict[str, str]:
     return saved
 
 
+def archive_restore_command(node: DbNode) -> str:
+    """WAL from the host's own pgBackRest repositories (archive-get tries them in order)."""
+    return shlex.join([*node.pgbackrest, "archive-get"]) + ' %f "%p"'
+
+
+def _with_restore_command(node: DbNode, auto_conf: str) -> str:
+    if any(line.split("=", 1)[0].strip() == "restore_command" for line in auto_conf.splitlines()):
+        return auto_conf
+    quoted = archive_restore_command(node).replace("'", "''")
+    return auto_conf.rstrip("\n") + f"\nrestore_command = '{quoted}'\n"
+
+
 def restore_host_config(
     node: DbNode, saved: Mapping[str, str], upstream_conninfo: str, slot: str
 ) -> None:
     for name, text in saved.items():
         if name != "postgresql.auto.conf":
             write_text(node.host, node.file(name), text)
+    auto = _with_restore_command(node, saved.get("postgresql.auto.conf", ""))
     kept = [
-        line
-        for line in saved.get("postgresql.auto.conf", "").splitlines()
-        if line.split("=", 1)[0].strip() not in NOT_INHERITED
+        line for line in auto.splitlines() if line.split("=", 1)[0].strip() not in NOT_INHERITED
     ]
     quoted = upstream_conninfo.replace("'", "''")
     kept += [f"primary_conninfo = '{quoted}'", f"primary_slot_name = '{slot}'"]
@@ -162,18 +174,26 @@ def reseed_as_standby(
     env, tmp = _secret_env(node, password_env)
     conninfo = replication_conninfo(upstream_dsn, application_name)
     result: dict[str, Any] = {"host": node.host.name, "data_dir": node.data_dir, "slot": slot}
+    # A guard's `pgbackrest stop` would also stop archive-get, which pg_rewind needs below.
+    result["pgbackrest_start"] = pgbackrest_start(node)
     try:
         try:
+            # WAL the old server already recycled comes back from its archive
+            # (--restore-target-wal runs the target's restore_command).
+            auto = read_text(node.host, node.file("postgresql.auto.conf")) or ""
+            write_text(
+                node.host, node.file("postgresql.auto.conf"), _with_restore_command(node, auto)
+            )
             node.host.run(
                 [
                     pg(node.host, "pg_rewind"),
                     f"--target-pgdata={node.data_dir}",
                     f"--source-server={source}",
+                    "--restore-target-wal",
                 ],
                 env=env,
             )
             restore_host_config(node, saved, conninfo, slot)
-            result["pgbackrest_start"] = pgbackrest_start(node)
             start(node)
             return {**result, "method": "pg_rewind"}
         except DrctlError as exc:
@@ -189,7 +209,6 @@ def reseed_as_standby(
         argv = [pg(node.host, "pg_basebackup"), "-D", node.data_dir, "-d", source, "-X", "stream"]
         node.host.run([*argv, "-c", "fast", "-S", slot], env=env)
         restore_host_config(node, saved, conninfo, slot)
-        result["pgbackrest_start"] = pgbackrest_start(node)
         start(node)
         return {**result, "method": "pg_basebackup", "rewind_failed": reason, "kept_aside": aside}
     finally:

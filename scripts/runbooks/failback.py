@@ -57,6 +57,7 @@ from scripts.dataops.reseed import reseed_as_standby
 from scripts.runbooks import fencing
 from scripts.runbooks.engine import Runbook, RunContext, RunReport, Step, run_command
 from scripts.runbooks.journal import JournalStore
+from scripts.runbooks.rearm import disarm
 
 FAILBACK_SLOT = "failback_standby"
 
@@ -193,6 +194,7 @@ def failback_steps(
         return upsert_primary_record(plan, aws, plan.primary_endpoint, plan.health_check_id)
 
     def reseed_dr(ctx: RunContext) -> dict[str, Any]:
+        disarmed = disarm(dr, plan.artefacts)
         result = reseed_as_standby(dr, old_dsn, slot)
         reading = wait_streaming(dr_dsn, old_dsn, catch_up_timeout_s)
         # The slot the old primary streamed from during failback came along in the DR copy.
@@ -202,7 +204,7 @@ def failback_steps(
                 "where slot_name = %s and not active",
                 [FAILBACK_SLOT],
             )
-        return {**result, "lag": reading.to_record()}
+        return {**result, "lag": reading.to_record(), "disarmed": disarmed}
 
     def validate(ctx: RunContext) -> dict[str, Any]:
         with opened(old_dsn, "primary") as primary:

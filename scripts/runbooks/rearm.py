@@ -32,6 +32,7 @@ UNITS_PREFIX = f"{REARM_DIR}/systemd/"
 
 
 def rearm(node: DbNode, artefacts: Mapping[str, str]) -> dict[str, Any]:
+    artefacts = node.artefacts if node.artefacts is not None else artefacts
     conf = artefacts.get(CONFIG_ARTEFACT)
     if not conf:
         raise DrctlError(
@@ -74,3 +75,31 @@ def rearm(node: DbNode, artefacts: Mapping[str, str]) -> dict[str, Any]:
             "enable_with": "systemctl enable --now " + " ".join(timers),
         }
     return result
+
+
+def disarm(node: DbNode, artefacts: Mapping[str, str]) -> dict[str, Any]:
+    """Failback: the DR host is a standby again. Its regular config returns (repo2 is what its
+    restore_command reads) and the backup timers re-arm enabled there go off."""
+    artefacts = node.artefacts if node.artefacts is not None else artefacts
+    conf = artefacts.get("pgbackrest/pgbackrest.conf")
+    if not conf:
+        raise DrctlError(
+            "the stack outputs carry no pgbackrest/pgbackrest.conf (databaseArtefacts)",
+            ExitCode.PRECONDITION_FAILED,
+        )
+    write_text(node.host, node.pgbackrest_config, conf, mode="0640")
+    timers = sorted(
+        path[len(UNITS_PREFIX) :]
+        for path in artefacts
+        if path.startswith(UNITS_PREFIX) and path.endswith(".timer")
+    )
+    if node.systemd:
+        node.host.run(["systemctl", "disable", "--now", *timers])
+        return {"config": node.pgbackrest_config, "timers": {"disabled": timers}}
+    return {
+        "config": node.pgbackrest_config,
+        "timers": {
+            "to_disable": timers,
+            "disable_with": "systemctl disable --now " + " ".join(timers),
+        },
+    }

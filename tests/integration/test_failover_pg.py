@@ -121,7 +121,7 @@ def world(cloud, tmp_path):
                 cloud, seeded, plan, primary, standby, dsns, guard, heartbeat, tmp_path / "j.json"
             )
         finally:
-            guard.stop()
+            guard.remove()
             heartbeat.stop()
             _release(primary)
 
