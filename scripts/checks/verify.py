@@ -495,6 +495,9 @@ def run_checks(
             group("pgbackrest", lambda: pgbackrest_checks(objectives, database.read(), now))
     group("s3-replication", lambda: replication_checks(objectives, outputs, clients, now))
     group("secret-replica", lambda: secret_checks(objectives, outputs, clients))
+    from scripts.checks.failover_readiness import failover_checks
+
+    group("failover-readiness", lambda: failover_checks(objectives, outputs, clients))
     group("config-in-sync", lambda: config_checks(stack, root, clients))
     group("vault-lock", lambda: vault_lock_checks(objectives, outputs, clients))
     return checks

@@ -1,0 +1,159 @@
+"""Verify checks of what a database failover depends on (self-managed backend).
+
+- ``cipher-passphrase-dr``: the pgBackRest cipher passphrase has a copy in the DR region with a
+  current value (a Secrets Manager replica InSync, or the standalone secret a failover promoted).
+  Without it repo2 cannot be decrypted once the primary region and its host are gone.
+- ``fence-lease``: the database lease in the DR-region control bucket exists, names the region
+  the platform serves from (the SSM ``runtime/active-region`` parameter in the DR region), and was
+  renewed by that region's fence guard within its TTL, timed on S3's own clock (Last-Modified
+  against the Date header). A stale lease means no guard is running, so nothing would stop the
+  old primary in a region loss; verify says so in seconds, not at 3 a.m.
+
+Both return verify's ``Check``; scripts/checks/verify.py runs them with its other groups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from components.failover_control import lease_key
+from components.objectives import Objectives
+from components.secrets_backup import namespace_of, parameter_name
+
+DATABASE_CLASS = "critical"
+
+
+def _check(name: str, target: str, measured, objective, ok: bool, detail: str):
+    from scripts.checks.verify import Check
+
+    return Check(name, DATABASE_CLASS, target, measured, objective, ok, detail)
+
+
+def cipher_secret_checks(objectives: Objectives, outputs: Mapping[str, Any], clients) -> list:
+    database = outputs.get("database") or {}
+    if database.get("backend") != "self-managed":
+        return []
+    arns = database.get("cipherSecretArns") or {}
+    primary, dr = objectives.regions.primary, objectives.regions.dr
+    name = "cipher-passphrase-dr"
+    if not arns.get(dr):
+        return [_check(name, "-", None, "a DR-region copy", False, "the stack exports no DR copy")]
+    sm_dr = clients("secretsmanager", dr)
+    detail = sm_dr.describe_secret(SecretId=arns[dr])
+    current = any("AWSCURRENT" in s for s in (detail.get("VersionIdsToStages") or {}).values())
+    if not current:
+        return [
+            _check(name, arns[dr], "no value", "AWSCURRENT", False, f"no current value in {dr}")
+        ]
+    if detail.get("PrimaryRegion") in (None, dr):
+        return [
+            _check(
+                name,
+                arns[dr],
+                "standalone",
+                "InSync or standalone",
+                True,
+                f"standalone in {dr} (promoted by a failover), current value present",
+            )
+        ]
+    replica = next(
+        (
+            r
+            for r in clients("secretsmanager", primary)
+            .describe_secret(SecretId=arns[primary])
+            .get("ReplicationStatus", [])
+            if r.get("Region") == dr
+        ),
+        None,
+    )
+    status = (replica or {}).get("Status")
+    return [
+        _check(
+            name,
+            arns[dr],
+            status,
+            "InSync",
+            status == "InSync",
+            f"replica in {dr}: {status}"
+            + (f" ({replica.get('StatusMessage')})" if replica and status != "InSync" else ""),
+        )
+    ]
+
+
+def _s3_age(s3, bucket: str, key: str) -> float:
+    """Seconds since the lease was written: S3's Date header against its Last-Modified (no
+    clock of ours involved); this machine's clock only if the response has no Date."""
+    head = s3.head_object(Bucket=bucket, Key=key)
+    server_now = head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    now = email.utils.parsedate_to_datetime(server_now) if server_now else dt.datetime.now(dt.UTC)
+    return (now - head["LastModified"]).total_seconds()
+
+
+def fence_lease_checks(objectives: Objectives, outputs: Mapping[str, Any], clients) -> list:
+    database = outputs.get("database") or {}
+    control = outputs.get("failoverControl") or {}
+    if database.get("backend") != "self-managed":
+        return []
+    name = "fence-lease"
+    if not control.get("bucket"):
+        return [_check(name, "-", None, "a lease", False, "the stack exports no failoverControl")]
+    dr = objectives.regions.dr
+    key = lease_key(objectives.stack)
+    target = f"s3://{control['bucket']}/{key}"
+    s3 = clients("s3", dr)
+    try:
+        lease = json.loads(s3.get_object(Bucket=control["bucket"], Key=key)["Body"].read())
+    except Exception as err:  # NoSuchKey: no guard ever ran
+        code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+        return [
+            _check(
+                name,
+                target,
+                None,
+                "a renewed lease",
+                False,
+                f"no lease ({code}): no fence guard has run on the database hosts",
+            )
+        ]
+    ssm = clients("ssm", dr)
+    try:
+        active = ssm.get_parameter(
+            Name=parameter_name(namespace_of(objectives), "runtime/active-region")
+        )["Parameter"]["Value"]
+    except Exception:
+        active = objectives.regions.primary
+    ttl = float(lease.get("ttl_s") or 0)
+    age = _s3_age(s3, control["bucket"], key)
+    problems = []
+    if lease.get("holder") != active:
+        problems.append(f"held by {lease.get('holder')} but the platform serves from {active}")
+    if not lease.get("renewed_at"):
+        problems.append("never renewed by a guard")
+    elif age is None or age > ttl:
+        problems.append(
+            f"last renewed {age:.0f}s ago, TTL {ttl:.0f}s: the guard is not running"
+            if age is not None
+            else "renewal age unknown"
+        )
+    return [
+        _check(
+            name,
+            target,
+            None if age is None else round(age, 1),
+            ttl,
+            not problems,
+            f"epoch {lease.get('epoch')} held by {lease.get('holder')}, renewed by "
+            f"{lease.get('renewed_by')}" + ("; " + "; ".join(problems) if problems else ""),
+        )
+    ]
+
+
+def failover_checks(objectives: Objectives, outputs: Mapping[str, Any], clients) -> list:
+    return [
+        *cipher_secret_checks(objectives, outputs, clients),
+        *fence_lease_checks(objectives, outputs, clients),
+    ]
