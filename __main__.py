@@ -124,6 +124,7 @@ database = PostgresBackup(
         publisher_conninfo=db_settings.publisher_conninfo(db_password) if pg_dr else None,
         lease_bucket=control.bucket_name,
         lease_bucket_arn=control.bucket_arn,
+        rearm_region=db_settings.rearm_region,
     ),
 )
 

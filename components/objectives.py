@@ -137,6 +137,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("supabaseProjectRef", "string", "", "Supabase project ref (hosted backend)."),
     ConfigKey("rdsInstanceClass", "string", "db.r6g.large", "Instance class of the RDS backend."),
     ConfigKey("rdsAdoptInstanceId", "string", "", "Existing RDS instance to adopt; empty: create."),
+    ConfigKey(
+        "rearmRegion",
+        "string",
+        "",
+        "Self-managed: region of a second pgBackRest repository for the promoted DR primary "
+        "after a failover; empty: the DR repository alone.",
+    ),
     ConfigKey("pitrWindowDays", "integer", 7, "Point-in-time recovery window in days (1-35)."),
     *_class_keys(),
     ConfigKey(

@@ -43,6 +43,7 @@ from components.failover_control import lease_access_policy
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
+    AWS_REGIONS,
     DAY,
     ConfigError,
     Objectives,
@@ -101,6 +102,8 @@ class PostgresBackupArgs:
     pg_data_path: data directory on the host; default /var/lib/postgresql/15/main.
     lease_bucket / lease_bucket_arn: self-managed; the FailoverControl bucket in the DR region
         whose lease the hosts' fence guards hold (components/failover_control.py). Required.
+    rearm_region: self-managed; a region (not the primary or DR one) for a second repository of
+        the promoted DR primary after a failover (``rearm_settings``); default "" = none.
 
     supabase:
     dr_postgres_provider: Provider for the DR-region Postgres that subscribes. Required.
@@ -128,6 +131,7 @@ class PostgresBackupArgs:
     pg_data_path: str = "/var/lib/postgresql/15/main"
     lease_bucket: pulumi.Input[str] | None = None
     lease_bucket_arn: pulumi.Input[str] | None = None
+    rearm_region: str = ""
     dr_postgres_provider: postgresql.Provider | None = None
     publisher_conninfo: pulumi.Input[str] | None = None
     publication_tables: Sequence[str] = field(default_factory=tuple)
@@ -503,6 +507,27 @@ class PostgresBackup(pulumi.ComponentResource):
         }
         bucket_arns = [repo1.bucket_arns[regions.primary], repo2.bucket_arns[regions.dr]]
         key_arns = [repo1.key_arns[regions.primary], repo2.key_arns[regions.dr]]
+        rearm = args.rearm_region
+        rearm_parts: list[pulumi.Input[str]] = ["", ""]
+        if rearm:
+            # The promoted DR primary's second repository, in a region that is neither the one
+            # lost nor the DR one; it replicates like the others.
+            third = regions.third if regions.third != rearm else regions.primary
+            repo3 = ReplicatedBucket(
+                f"{name}-repo-rearm",
+                ReplicatedBucketArgs(
+                    objectives=replace(objectives, regions=Regions(rearm, regions.dr, third)),
+                    data_class="critical",
+                    dataset="postgres-repo-rearm",
+                    object_lock=lock,
+                    alarm_topic_arns=args.alarm_topic_arns,
+                ),
+                opts=self._child,
+            )
+            self.repo_bucket_names["rearm"] = repo3.bucket_names[rearm]
+            bucket_arns.append(repo3.bucket_arns[rearm])
+            key_arns.append(repo3.key_arns[rearm])
+            rearm_parts = [repo3.bucket_names[rearm], repo3.key_arns[rearm]]
         self.host_role, self.instance_profile = self._host_role(
             "host", bucket_arns, key_arns, pgbr.REPO_S3_PATH.strip("/"), delete=True
         )
@@ -535,9 +560,17 @@ class PostgresBackup(pulumi.ComponentResource):
         rendered = pulumi.Output.all(
             self.repo_bucket_names["repo1"],
             self.repo_bucket_names["repo2"],
-            *key_arns,
+            *key_arns[:2],
             args.lease_bucket,
-        ).apply(lambda v: render_self_managed(objectives, *v, pg_path=args.pg_data_path))
+            *rearm_parts,
+        ).apply(
+            lambda v: render_self_managed(
+                objectives,
+                *v[:5],
+                pg_path=args.pg_data_path,
+                rearm_repo=(rearm, v[5], v[6]) if rearm else None,
+            )
+        )
         for path in _self_managed_paths(objectives):
             self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
 
@@ -782,9 +815,12 @@ def render_self_managed(
     lease_bucket: str,
     *,
     pg_path: str = "/var/lib/postgresql/15/main",
+    rearm_repo: tuple[str, str, str] | None = None,
 ) -> dict[str, str]:
     """Every file a self-managed database host gets: pgBackRest, archiving, backup timers,
-    the re-arm variant, and the host agents (components/pg_host_agents.py)."""
+    the re-arm variant, and the host agents (components/pg_host_agents.py).
+
+    ``rearm_repo``: (region, bucket, key ARN) of the promoted primary's second repository."""
     regions = objectives.regions
     settings = pgbr.s3_settings(
         objectives,
@@ -793,6 +829,11 @@ def render_self_managed(
         pg_path=pg_path,
     )
     files = pgbr.render_all(objectives, settings)
+    if rearm_repo:
+        region, bucket, key = rearm_repo
+        dr = settings.repo(2)
+        new = replace(dr, region=region, bucket=bucket, kms_key_id=key, endpoint="")
+        files |= pgbr.render_rearm(objectives, pgbr.rearm_settings(settings, new))
     template = pgbr.render_secret_conf(settings, {r.index: "\0" for r in settings.repos})
     files |= agents.render_host_agents(
         objectives,
@@ -885,6 +926,7 @@ def _validate(args: PostgresBackupArgs) -> None:
     if backend == "self-managed":
         # Fails early (ConfigError naming criticalRpo) if WAL archiving cannot meet the RPO.
         pgbr.archive_timing(args.objectives)
+        _check_rearm_region(args.rearm_region, args.objectives)
         if args.lease_bucket is None or args.lease_bucket_arn is None:
             raise ConfigError(
                 "lease_bucket",
@@ -911,7 +953,7 @@ class DatabaseSettings:
         primary, or db.<ref>.supabase.co); default localhost / 5432 / postgres.
     dr_host: the DR-region Postgres that subscribes (supabase backend); default localhost.
     supabase_project_ref: the hosted project, for ``drctl supabase check``; default "".
-    rds_instance_class / rds_adopt_instance_id: see PostgresBackupArgs.
+    rds_instance_class / rds_adopt_instance_id / rearm_region: see PostgresBackupArgs.
     Passwords are secret config in the ``platform-dr-db`` namespace (``pulumi config set
     --secret platform-dr-db:password ...``): password, drPassword, replicationPassword.
     """
@@ -923,6 +965,7 @@ class DatabaseSettings:
     supabase_project_ref: str = ""
     rds_instance_class: str = "db.r6g.large"
     rds_adopt_instance_id: str = ""
+    rearm_region: str = ""
 
     def provider_args(
         self, password: pulumi.Input[str] | None, *, dr: bool = False, superuser: bool = True
@@ -974,6 +1017,7 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         "supabaseProjectRef": str(raw.get("supabaseProjectRef") or ""),
         "rdsInstanceClass": str(raw.get("rdsInstanceClass") or d.rds_instance_class),
         "rdsAdoptInstanceId": str(raw.get("rdsAdoptInstanceId") or ""),
+        "rearmRegion": str(raw.get("rearmRegion") or ""),
     }
     for key in ("dbHost", "drDbHost"):
         if not _HOST.match(values[key]):
@@ -999,6 +1043,9 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         raise ConfigError(
             "rdsAdoptInstanceId", adopt, "an RDS instance identifier (letters, digits, hyphens)"
         )
+    rearm = values["rearmRegion"]
+    if rearm and rearm not in AWS_REGIONS:
+        raise ConfigError("rearmRegion", rearm, "an AWS region name such as eu-central-1, or empty")
     return DatabaseSettings(
         host=values["dbHost"],
         port=port,
@@ -1007,6 +1054,7 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         supabase_project_ref=ref,
         rds_instance_class=values["rdsInstanceClass"],
         rds_adopt_instance_id=adopt,
+        rearm_region=rearm,
     )
 
 
@@ -1018,7 +1066,16 @@ def load_database_settings(objectives: Objectives) -> DatabaseSettings:
     settings = parse_database_settings(raw_config_from_pulumi())
     if objectives.db_backend == "self-managed":
         pgbr.archive_timing(objectives)
+        _check_rearm_region(settings.rearm_region, objectives)
     return settings
+
+
+def _check_rearm_region(rearm: str, objectives: Objectives) -> None:
+    regions = objectives.regions
+    if rearm and rearm in (regions.primary, regions.dr):
+        raise ConfigError(
+            "rearmRegion", rearm, f"a region other than {regions.primary} and {regions.dr}"
+        )
 
 
 def database_secret(key: str) -> pulumi.Output[str] | None:

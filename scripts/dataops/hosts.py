@@ -94,6 +94,11 @@ class LocalHost:
                 f"{self.name}: {os.path.basename(str(argv[0]))} did not finish in {timeout:.0f}s",
                 ExitCode.STEP_FAILED,
             ) from None
+        except FileNotFoundError as exc:
+            raise DrctlError(
+                f"{self.name}: {exc.filename or argv[0]} is not installed here",
+                ExitCode.PRECONDITION_FAILED,
+            ) from None
         return _finish(self.name, argv, proc, check)
 
 

@@ -22,7 +22,7 @@ import os
 import secrets as pysecrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -73,6 +73,7 @@ pytestmark = pytest.mark.integration
 
 USERS = ("drctl_pg_a", "drctl_pg_b")
 REPO1 = "pg-repo1-us-east-1"
+REARM_BUCKET = "pg-repo-rearm-eu-central-1"
 REPL_PASSWORD = "repl-" + pysecrets.token_hex(8)
 APP_PASSWORD = "app-" + pysecrets.token_hex(8)
 MAX_SLOT_WAL = "48MB"  # three WAL segments: small enough to lose the slot in a test
@@ -439,6 +440,16 @@ def test_failover_rearms_backups_and_fails_back_per_host_with_pg_rewind(site):
         _switch_and_archive(a)
         a.kill()  # the primary's host is lost
 
+        # rearmRegion is configured: the promoted primary also gets a repository there.
+        third = "eu-central-1"
+        site.cloud.client("s3", third).create_bucket(
+            Bucket=REARM_BUCKET, CreateBucketConfiguration={"LocationConstraint": third}
+        )
+        key3 = site.cloud.client("kms", third).create_key()["KeyMetadata"]["Arn"]
+        new_repo = replace(
+            site.settings["dr"].repo(2), region=third, bucket=REARM_BUCKET, kms_key_id=key3
+        )
+        rearmed = rearm_settings(site.settings["dr"], new_repo)
         regular_b = {"pgbackrest/pgbackrest.conf": render_pgbackrest_conf(site.settings["dr"])}
         dr_node = DbNode(
             b.host,
@@ -448,7 +459,7 @@ def test_failover_rearms_backups_and_fails_back_per_host_with_pg_rewind(site):
             pgbackrest_include=site.settings["dr"].config_include_path,
             unit_dir=str(b.root / "units"),
             systemd=False,
-            artefacts={**render_rearm(obj, rearm_settings(site.settings["dr"])), **regular_b},
+            artefacts={**render_rearm(obj, rearmed), **regular_b},
         )
         aws = CloudAws(cloud=site.cloud)
         # Every secret of the namespace in the DR region, the cipher passphrase included, in the
@@ -470,10 +481,13 @@ def test_failover_rearms_backups_and_fails_back_per_host_with_pg_rewind(site):
         assess = steps["assess"]["result"]
         assert assess["source"] == "archive" and assess["lag_s"] is not None
         assert assess["lag_s"] <= plan.rpo_s and assess["unarchived_bound_s"] == 360
-        assert steps["isolate"]["result"]["fence_wait"]["fenced_by"] == "guard acknowledgement"
+        fence_wait = steps["isolate"]["result"]["fence_wait"]
+        assert fence_wait["fenced_by"] == "guard acknowledgement"
+        # The lost host's guard stopped pgBackRest too: nothing archives from timeline 1 now.
+        assert "pgbackrest stop: exit 0" in fence_wait["acknowledgements"][0]["actions"]
         assert steps["validate"]["result"]["app_write"]["role"] == "app_writer"
         rearm = steps["rearm"]["result"]
-        assert rearm["repos"] == [1] and rearm["backups"] == ["repo1: full"]
+        assert rearm["repos"] == [1, 2] and rearm["backups"] == ["repo1: full", "repo2: full"]
         assert steps["rearm"]["duration_s"] > 0 and report.rto_s is not None
         assert rearm["timers"]["installed"] == [
             "pgbackrest-diff.timer",
@@ -482,6 +496,9 @@ def test_failover_rearms_backups_and_fails_back_per_host_with_pg_rewind(site):
         ]
         conf_b = (Path(site.settings["dr"].config_path)).read_text()
         assert f"repo1-s3-bucket={REPO2}" in conf_b and REPO1 not in conf_b
+        assert f"repo2-s3-bucket={REARM_BUCKET}" in conf_b
+        listed = site.cloud.client("s3", third).list_objects_v2(Bucket=REARM_BUCKET)
+        assert any("/backup/main/" in o["Key"] for o in listed.get("Contents", []))
         # Protection is back: the promoted primary archives to the surviving repository.
         b.query("insert into events (payload) values ('after failover')")
         b.query("select pg_switch_wal()")

@@ -272,3 +272,27 @@ def test_host_artefacts_include_the_agents_and_the_rearm_config():
     rearm = artefacts["rearm/pgbackrest/pgbackrest.conf"]
     repo2 = _prod().outputs["database"]["repoBuckets"]["repo2"]
     assert f"repo1-s3-bucket={repo2}" in rearm and "\nrepo2-" not in rearm
+
+
+def test_a_configured_rearm_region_gives_the_promoted_primary_a_second_repository():
+    ev = evaluate_stack(
+        "prod", overrides={"dbBackend": "self-managed", "rearmRegion": "eu-central-1"}
+    )
+    names = ev.outputs["database"]["repoBuckets"]
+    conf = ev.outputs["databaseArtefacts"]["rearm/pgbackrest/pgbackrest.conf"]
+    assert f"repo1-s3-bucket={names['repo2']}" in conf
+    assert f"repo2-s3-bucket={names['rearm']}" in conf and "repo2-s3-region=eu-central-1" in conf
+    assert "repo2-s3-kms-key-id=arn:aws:kms:eu-central-1:" in conf
+    policy = json.loads(ev.named("database-host-s3-kms").inputs["policy"])
+    assert f"arn:aws:s3:::{names['rearm']}" in policy["Statement"][0]["Resource"]
+    # Without the key there is no third repository at all.
+    assert "rearm" not in _prod().outputs["database"]["repoBuckets"]
+
+
+@pytest.mark.parametrize("value, needle", [(DR, "other than"), ("mars-north-1", "AWS region")])
+def test_a_bad_rearm_region_stops_the_program_before_any_resource(value, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_stack("prod", overrides={"dbBackend": "self-managed", "rearmRegion": value})
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "platform-dr:rearmRegion" in err and needle in err
