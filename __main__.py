@@ -124,7 +124,10 @@ database = PostgresBackup(
         publisher_conninfo=db_settings.publisher_conninfo(db_password) if pg_dr else None,
         lease_bucket=control.bucket_name,
         lease_bucket_arn=control.bucket_arn,
+        lease_key_arn=control.key_arn,
         rearm_region=db_settings.rearm_region,
+        database_bytes=db_settings.size_bytes,
+        wal_bytes_per_hour=db_settings.wal_bytes_per_hour,
     ),
 )
 

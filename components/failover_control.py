@@ -25,8 +25,11 @@ AWS semantics this relies on, encoded here:
   API Reference, GetObject, "Permissions"). A guard that cannot tell "no lease yet" from "access
   denied" would self-fence a healthy primary, so ``lease_access_policy`` grants ListBucket on the
   stack's lease prefix.
-- Encryption is SSE-S3, not SSE-KMS: the objects hold no secret (the journal never records one),
-  and a KMS key-policy mistake must not be able to make every primary self-fence.
+- Encryption is SSE-KMS under a customer managed key in the DR region, like every bucket here,
+  with an S3 Bucket Key (one KMS call per bucket key, not per object). Readers and writers need
+  ``kms:Decrypt`` and ``kms:GenerateDataKey`` on it (``lease_access_policy`` grants the hosts
+  both): a key the hosts cannot use makes their guards fail to renew, and they self-fence after
+  the TTL, so ``drctl verify``'s ``fence-lease`` check reports a lease that stops being renewed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import Objectives, class_tags
 from components.replicated_bucket import tls_only_policy
 
@@ -78,7 +82,7 @@ def control_bucket_policy(bucket_arn: str) -> str:
     return json.dumps(policy)
 
 
-def lease_access_policy(bucket_arn: str, stacks: Sequence[str]) -> str:
+def lease_access_policy(bucket_arn: str, key_arn: str, stacks: Sequence[str]) -> str:
     """IAM policy for database hosts: read and renew the lease, write acknowledgements."""
     prefixes = [f"{LEASE_PREFIX}/{s}/" for s in stacks]
     return json.dumps(
@@ -98,6 +102,13 @@ def lease_access_policy(bucket_arn: str, stacks: Sequence[str]) -> str:
                     "Action": ["s3:GetObject", "s3:PutObject"],
                     "Resource": [f"{bucket_arn}/{p}*" for p in prefixes],
                 },
+                {
+                    # SSE-KMS: GenerateDataKey to write, Decrypt to read.
+                    "Sid": "UseControlKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": [key_arn],
+                },
             ],
         },
         sort_keys=True,
@@ -115,7 +126,7 @@ class FailoverControlArgs:
 
 
 class FailoverControl(pulumi.ComponentResource):
-    """Outputs: ``bucket_name``, ``bucket_arn``, ``region``, ``lease_key``."""
+    """Outputs: ``bucket_name``, ``bucket_arn``, ``key_arn``, ``region``, ``lease_key``."""
 
     TYPE = "platform-dr:failover_control:FailoverControl"
 
@@ -159,11 +170,29 @@ class FailoverControl(pulumi.ComponentResource):
             versioning_configuration={"status": "Enabled"},
             opts=child,
         )
+        key = MultiRegionKey(
+            f"{name}-key",
+            MultiRegionKeyArgs(
+                regions=[dr],
+                description="platform-dr failover control: database lease and runbook journals",
+                data_class="critical",
+                dataset="failover-control",
+            ),
+            opts=child,
+        )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             region=dr,
             bucket=bucket.bucket,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": key.arns[dr],
+                    },
+                    "bucket_key_enabled": True,
+                }
+            ],
             opts=child,
         )
         aws.s3.BucketPolicy(
@@ -190,12 +219,14 @@ class FailoverControl(pulumi.ComponentResource):
         )
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
+        self.key_arn = key.arns[dr]
         self.region = dr
         self.lease_key = lease_key(objectives.stack)
         self.register_outputs(
             {
                 "bucket_name": self.bucket_name,
                 "bucket_arn": self.bucket_arn,
+                "key_arn": self.key_arn,
                 "region": dr,
                 "lease_key": self.lease_key,
             }

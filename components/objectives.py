@@ -144,6 +144,19 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Self-managed: region of a second pgBackRest repository for the promoted DR primary "
         "after a failover; empty: the DR repository alone.",
     ),
+    # What `drctl posture` needs to estimate each recovery path's time against the RTO.
+    ConfigKey(
+        "dbSize",
+        "string",
+        "100GB",
+        "Size of the database to restore, with a unit: MB, GB or TB (1024-based), e.g. 250GB.",
+    ),
+    ConfigKey(
+        "dbWalRate",
+        "string",
+        "2GB/h",
+        "WAL the primary writes at peak, per s, min, h or d, e.g. 2GB/h; sizes a PITR's replay.",
+    ),
     ConfigKey("pitrWindowDays", "integer", 7, "Point-in-time recovery window in days (1-35)."),
     *_class_keys(),
     ConfigKey(

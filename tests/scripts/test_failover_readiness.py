@@ -15,8 +15,9 @@ from moto import mock_aws
 
 from components.failover_control import lease_key
 from components.postgres_backup import cipher_secret_name
-from scripts.checks import failover_readiness as fr
-from scripts.checks.verify import objectives_of_stack
+from scripts.checks.verify import Context, Status, objectives_of_stack
+from scripts.checks.verify import failover as fr
+from scripts.checks.verify.model import MissingOutput, run_group
 
 PRIMARY, DR = "us-east-1", "us-west-2"
 BUCKET = "drctl-control-us-west-2"
@@ -45,6 +46,10 @@ def world(monkeypatch):
         yield objectives, outputs, client
 
 
+def _ctx(objectives, outputs, client) -> Context:
+    return Context("prod", objectives, outputs, client)
+
+
 def _secret(objectives, outputs, client, replica=True):
     extra = {"AddReplicaRegions": [{"Region": DR}]} if replica else {}
     arn = client("secretsmanager", PRIMARY).create_secret(
@@ -61,24 +66,38 @@ def _lease(client, **doc):
 def test_cipher_passphrase_replica_in_sync_passes(world):
     objectives, outputs, client = world
     _secret(objectives, outputs, client)
-    (check,) = fr.cipher_secret_checks(objectives, outputs, client)
+    (check,) = fr.cipher_secret_checks(_ctx(objectives, outputs, client))
     assert check.ok and check.measured == "InSync" and check.data_class == "critical"
 
 
 def test_cipher_passphrase_without_a_dr_copy_fails(world):
     objectives, outputs, client = world
     _secret(objectives, outputs, client, replica=False)
-    with pytest.raises(client("secretsmanager", DR).exceptions.ResourceNotFoundException):
-        fr.cipher_secret_checks(objectives, outputs, client)  # verify turns this into a FAIL
+    (check,) = run_group(fr.CIPHER_PASSPHRASE, _ctx(objectives, outputs, client))
+    assert check.status is Status.FAIL and "ResourceNotFoundException" in check.detail
     outputs["database"]["cipherSecretArns"] = {PRIMARY: "arn"}
-    (check,) = fr.cipher_secret_checks(objectives, outputs, client)
+    (check,) = fr.cipher_secret_checks(_ctx(objectives, outputs, client))
     assert not check.ok and "no DR copy" in check.detail
+    # A stack without the output fails the group naming it, never passes silently.
+    del outputs["database"]["cipherSecretArns"]
+    with pytest.raises(MissingOutput):
+        fr.cipher_secret_checks(_ctx(objectives, outputs, client))
+    (check,) = run_group(fr.CIPHER_PASSPHRASE, _ctx(objectives, outputs, client))
+    assert check.status is Status.FAIL and "database.cipherSecretArns" in check.detail
+
+
+def test_failover_checks_apply_to_the_self_managed_backend_only(world):
+    objectives, outputs, client = world
+    assert fr.FENCE_LEASE.applies(_ctx(objectives, outputs, client))
+    outputs["database"]["backend"] = "rds"
+    assert not fr.FENCE_LEASE.applies(_ctx(objectives, outputs, client))
+    assert not fr.CIPHER_PASSPHRASE.applies(_ctx(objectives, outputs, client))
 
 
 def test_fresh_lease_held_by_the_serving_region_passes(world):
     objectives, outputs, client = world
     _lease(client)
-    (check,) = fr.fence_lease_checks(objectives, outputs, client)
+    (check,) = fr.fence_lease_checks(_ctx(objectives, outputs, client))
     assert check.ok and check.measured is not None and check.measured <= 180
 
 
@@ -97,11 +116,11 @@ def test_stale_or_misplaced_lease_fails(world, doc, needle):
         import time
 
         time.sleep(1.1)  # Last-Modified has one-second resolution
-    (check,) = fr.fence_lease_checks(objectives, outputs, client)
+    (check,) = fr.fence_lease_checks(_ctx(objectives, outputs, client))
     assert not check.ok and needle in check.detail
 
 
 def test_no_lease_at_all_fails(world):
     objectives, outputs, client = world
-    (check,) = fr.fence_lease_checks(objectives, outputs, client)
+    (check,) = fr.fence_lease_checks(_ctx(objectives, outputs, client))
     assert not check.ok and "no fence guard has run" in check.detail

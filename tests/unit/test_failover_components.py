@@ -206,8 +206,10 @@ def test_control_bucket_refuses_unconditional_writes_to_the_lease_and_journals()
 
 
 def test_hosts_may_list_the_lease_prefix_so_a_missing_lease_is_404_not_403():
-    policy = json.loads(lease_access_policy("arn:aws:s3:::ctl", ["prod"]))
-    listing, objects = policy["Statement"]
+    policy = json.loads(lease_access_policy("arn:aws:s3:::ctl", "arn:aws:kms:k", ["prod"]))
+    listing, objects, key = policy["Statement"]
+    assert key["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert key["Resource"] == ["arn:aws:kms:k"]
     assert listing["Action"] == ["s3:ListBucket"] and listing["Resource"] == ["arn:aws:s3:::ctl"]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["lease/prod/*"]}}
     assert objects["Action"] == ["s3:GetObject", "s3:PutObject"]
@@ -226,6 +228,9 @@ def test_control_bucket_is_declared_in_the_dr_region_and_exported():
         "status": "Enabled"
     }
     assert ev.named("failover-control-public-access").inputs["restrictPublicBuckets"] is True
+    (rule,) = ev.named("failover-control-encryption").inputs["rules"]
+    default = rule["applyServerSideEncryptionByDefault"]
+    assert default["sseAlgorithm"] == "aws:kms" and f":{DR}:" in default["kmsMasterKeyId"]
     control = ev.outputs["failoverControl"]
     assert control["region"] == DR and control["leaseKey"] == "lease/prod/database.json"
     assert control["bucket"].startswith("drctl-control-")

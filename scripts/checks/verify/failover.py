@@ -9,7 +9,8 @@
   against the Date header). A stale lease means no guard is running, so nothing would stop the
   old primary in a region loss; verify says so in seconds, not at 3 a.m.
 
-Both return verify's ``Check``; scripts/checks/verify.py runs them with its other groups.
+Two groups (``CIPHER_PASSPHRASE``, ``FENCE_LEASE``) in verify's ``CHECKS``; both apply to the
+self-managed backend only, and a missing stack output fails them naming it.
 """
 
 from __future__ import annotations
@@ -17,27 +18,25 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Mapping
-from typing import Any
 
 from components.failover_control import lease_key
-from components.objectives import Objectives
 from components.secrets_backup import namespace_of, parameter_name
+from scripts.checks.verify.model import Check, CheckGroup, Context, need, passed
 
 DATABASE_CLASS = "critical"
 
 
-def _check(name: str, target: str, measured, objective, ok: bool, detail: str):
-    from scripts.checks.verify import Check
-
-    return Check(name, DATABASE_CLASS, target, measured, objective, ok, detail)
+def _check(name: str, target: str, measured, objective, ok: bool, detail: str) -> Check:
+    return Check(name, DATABASE_CLASS, target, measured, objective, passed(ok), detail)
 
 
-def cipher_secret_checks(objectives: Objectives, outputs: Mapping[str, Any], clients) -> list:
-    database = outputs.get("database") or {}
-    if database.get("backend") != "self-managed":
-        return []
-    arns = database.get("cipherSecretArns") or {}
+def _self_managed(ctx: Context) -> bool:
+    return (ctx.outputs.get("database") or {}).get("backend") == "self-managed"
+
+
+def cipher_secret_checks(ctx: Context) -> list[Check]:
+    objectives, clients = ctx.objectives, ctx.clients
+    arns = need(ctx.outputs, "database", "cipherSecretArns")
     primary, dr = objectives.regions.primary, objectives.regions.dr
     name = "cipher-passphrase-dr"
     if not arns.get(dr):
@@ -93,14 +92,10 @@ def _s3_age(s3, bucket: str, key: str) -> float:
     return (now - head["LastModified"]).total_seconds()
 
 
-def fence_lease_checks(objectives: Objectives, outputs: Mapping[str, Any], clients) -> list:
-    database = outputs.get("database") or {}
-    control = outputs.get("failoverControl") or {}
-    if database.get("backend") != "self-managed":
-        return []
+def fence_lease_checks(ctx: Context) -> list[Check]:
+    objectives, clients = ctx.objectives, ctx.clients
+    control = {"bucket": need(ctx.outputs, "failoverControl", "bucket")}
     name = "fence-lease"
-    if not control.get("bucket"):
-        return [_check(name, "-", None, "a lease", False, "the stack exports no failoverControl")]
     dr = objectives.regions.dr
     key = lease_key(objectives.stack)
     target = f"s3://{control['bucket']}/{key}"
@@ -152,8 +147,17 @@ def fence_lease_checks(objectives: Objectives, outputs: Mapping[str, Any], clien
     ]
 
 
-def failover_checks(objectives: Objectives, outputs: Mapping[str, Any], clients) -> list:
-    return [
-        *cipher_secret_checks(objectives, outputs, clients),
-        *fence_lease_checks(objectives, outputs, clients),
-    ]
+CIPHER_PASSPHRASE = CheckGroup(
+    "cipher-passphrase-dr",
+    cipher_secret_checks,
+    needs=("database.cipherSecretArns",),
+    applies=_self_managed,
+    data_class=DATABASE_CLASS,
+)
+FENCE_LEASE = CheckGroup(
+    "fence-lease",
+    fence_lease_checks,
+    needs=("failoverControl.bucket",),
+    applies=_self_managed,
+    data_class=DATABASE_CLASS,
+)
