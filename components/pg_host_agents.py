@@ -39,7 +39,7 @@ from pathlib import Path
 
 from components.failover_control import ack_prefix, lease_key
 from components.objectives import Objectives, format_duration
-from components.systemd_units import interval_timer, oneshot_service, systemd_exec_arg
+from components.systemd_units import interval_timer, oneshot_service, service_unit
 
 SCHEMA = "platform_dr"
 HEARTBEAT_TABLE = f"{SCHEMA}.heartbeat"
@@ -253,21 +253,16 @@ def governor_config(
 
 def _agent_service(description: str, agent: str, command: str, *, oneshot: bool) -> str:
     argv = [PYTHON, f"{AGENT_DIR}/{agent}.py", "--config", f"{CONF_DIR}/{agent}.json", command]
-    lines = [
-        "[Unit]",
-        f"Description={description}",
-        "After=network-online.target",
-        "Wants=network-online.target",
-        "",
-        "[Service]",
-        f"Type={'oneshot' if oneshot else 'simple'}",
-        "User=postgres",
-        f"EnvironmentFile={CONF_DIR}/environment",
-        f"ExecStart={shlex.join(argv)}",
-    ]
-    if not oneshot:
-        lines += ["Restart=always", "RestartSec=2s", "", "[Install]", "WantedBy=multi-user.target"]
-    return "\n".join(lines) + "\n"
+    if oneshot:
+        return service_unit(description, shlex.join(argv), env_file=f"{CONF_DIR}/environment")
+    return service_unit(
+        description,
+        shlex.join(argv),
+        kind="simple",
+        env_file=f"{CONF_DIR}/environment",
+        service_extra=("Restart=always", "RestartSec=2s"),
+        wanted_by="multi-user.target",
+    )
 
 
 def render_heartbeat(pg: HostPg, interval_s: float = HEARTBEAT_INTERVAL_S) -> dict[str, str]:
@@ -324,25 +319,13 @@ def render_secrets_fetch(secret_name: str, secret_conf_text: str, include_path: 
         f"printf {shlex.quote(template)} {args} > {target}.tmp && "
         f"mv -f {target}.tmp {target}"
     )
-    return "\n".join(
-        [
-            "[Unit]",
-            "Description=pgBackRest cipher passphrase from Secrets Manager (this region's copy)",
-            "After=network-online.target",
-            "Wants=network-online.target",
-            "Before=postgresql.service",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "User=postgres",
-            f"EnvironmentFile={CONF_DIR}/environment",
-            f"ExecStart=/bin/bash -o pipefail -c {systemd_exec_arg(script)}",
-            "RemainAfterExit=yes",
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-            "",
-        ]
+    return oneshot_service(
+        "pgBackRest cipher passphrase from Secrets Manager (this region's copy)",
+        script,
+        f"{CONF_DIR}/environment",
+        unit_extra=("Before=postgresql.service",),
+        service_extra=("RemainAfterExit=yes",),
+        wanted_by="multi-user.target",
     )
 
 

@@ -37,9 +37,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
-from components import pg_host_agents as agents
 from components import pgbackrest_config as pgbr
-from components.failover_control import lease_access_policy
+from components.database_host import (  # noqa: F401 (cipher_secret_name: this module's API too)
+    cipher_secret_name,
+    declare_host_protection,
+    render_self_managed,
+    self_managed_paths,
+    slot_name,
+)
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
@@ -70,7 +75,6 @@ PUBLICATION = "platform_dr"
 SUBSCRIPTION = "platform_dr_sub"
 DUMP_PREFIX = "dumps"
 DUMP_ENV_FILE = "/etc/platform-dr/supabase-dump.env"
-_SLOT = re.compile(r"[^a-z0-9_]")
 GIB = 1024**3
 
 
@@ -157,11 +161,6 @@ def rds_identifier(objectives: Objectives) -> str:
 def rds_retention_days(objectives: Objectives) -> int:
     """Automated-backup retention: the PITR window, never under the spec's 7 days."""
     return max(SPEC_MIN_PITR_DAYS, objectives.pitr_window_days)
-
-
-def slot_name(objectives: Objectives) -> str:
-    """Physical slot of the DR standby: lowercase letters, digits and '_' only (Postgres rule)."""
-    return _SLOT.sub("_", f"dr_standby_{objectives.regions.dr}".lower())
 
 
 def repo_lock_days(objectives: Objectives) -> int:
@@ -578,96 +577,12 @@ class PostgresBackup(pulumi.ComponentResource):
                 rearm_repo=(rearm, v[5], v[6]) if rearm else None,
             )
         )
-        for path in _self_managed_paths(objectives):
+        for path in self_managed_paths(objectives):
             self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
 
     def _host_agents(self, args: PostgresBackupArgs, repo1, repo2) -> None:
-        """What the hosts need beyond pgBackRest: the cipher passphrase in Secrets Manager with a
-        DR-region replica, read access to it and to the lease, and the slot's wal_status alarm."""
-        objectives, name = args.objectives, self._name
-        regions = objectives.regions
-        tags = class_tags("critical", DATASET)
-        secret = aws.secretsmanager.Secret(
-            f"{name}-cipher-pass",
-            region=regions.primary,
-            name=cipher_secret_name(objectives),
-            description="pgBackRest repository cipher passphrase (repo1 and repo2)",
-            kms_key_id=repo1.key_arns[regions.primary],
-            # The DR host decrypts repo2 with this copy after the primary region is gone.
-            replicas=[{"region": regions.dr, "kms_key_id": repo2.key_arns[regions.dr]}],
-            recovery_window_in_days=30,
-            tags=tags,
-            opts=self._data_opts,
-        )
-        random = aws.secretsmanager.get_random_password_output(
-            password_length=48, exclude_punctuation=True, region=regions.primary
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-cipher-pass-value",
-            region=regions.primary,
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(random.random_password),
-            # Drawn once: a new passphrase would make every existing backup unreadable.
-            opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=["secret_string"], retain_on_delete=True
-            ),
-        )
-        self.cipher_secret_arns = {
-            regions.primary: secret.arn,
-            regions.dr: secret.arn.apply(
-                lambda a: a.replace(f":{regions.primary}:", f":{regions.dr}:")
-            ),
-        }
-        aws.iam.RolePolicy(
-            f"{name}-host-cipher-pass",
-            role=self.host_role.id,
-            policy=pulumi.Output.all(*self.cipher_secret_arns.values()).apply(
-                lambda arns: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Sid": "ReadCipherPassphrase",
-                                "Effect": "Allow",
-                                "Action": ["secretsmanager:GetSecretValue"],
-                                "Resource": sorted(arns),
-                            }
-                        ],
-                    }
-                )
-            ),
-            opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-host-lease",
-            role=self.host_role.id,
-            policy=pulumi.Output.all(args.lease_bucket_arn, args.lease_key_arn).apply(
-                lambda v: lease_access_policy(v[0], v[1], [objectives.stack])
-            ),
-            opts=self._child,
-        )
-        topic = args.alarm_topic_arns.get(regions.primary)
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-slot-wal-status",
-            region=regions.primary,
-            namespace=agents.SLOT_METRIC_NAMESPACE,
-            metric_name=agents.SLOT_METRIC,
-            dimensions={"Slot": slot_name(objectives)},
-            statistic="Maximum",
-            period=60,
-            evaluation_periods=1,
-            threshold=agents.SLOT_ALARM_AT,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="breaching",
-            alarm_description=(
-                f"replication slot {slot_name(objectives)} of the DR standby is unreserved or lost "
-                "(max_slot_wal_keep_size reached: the standby must catch up from repo2), or is "
-                "missing, or its monitor stopped reporting"
-            ),
-            alarm_actions=[topic] if topic else [],
-            ok_actions=[topic] if topic else [],
-            tags=tags,
-            opts=self._child,
+        self.cipher_secret_arns = declare_host_protection(
+            self, self._name, args.objectives, args, repo1, repo2
         )
 
     # -- supabase --------------------------------------------------------------------------
@@ -806,58 +721,6 @@ class PostgresBackup(pulumi.ComponentResource):
         )
         profile = aws.iam.InstanceProfile(name, role=iam_role.name, tags=tags, opts=self._child)
         return iam_role, profile
-
-
-def cipher_secret_name(objectives: Objectives) -> str:
-    """The passphrase's secret name, the same in both regions (a replica keeps its name)."""
-    return f"platform-dr/{objectives.stack}/database/pgbackrest-cipher-pass"
-
-
-def render_self_managed(
-    objectives: Objectives,
-    repo1_bucket: str,
-    repo2_bucket: str,
-    repo1_key: str,
-    repo2_key: str,
-    lease_bucket: str,
-    *,
-    pg_path: str = "/var/lib/postgresql/15/main",
-    rearm_repo: tuple[str, str, str] | None = None,
-) -> dict[str, str]:
-    """Every file a self-managed database host gets: pgBackRest, archiving, backup timers,
-    the re-arm variant, and the host agents (components/pg_host_agents.py).
-
-    ``rearm_repo``: (region, bucket, key ARN) of the promoted primary's second repository."""
-    regions = objectives.regions
-    settings = pgbr.s3_settings(
-        objectives,
-        bucket_names={regions.primary: repo1_bucket, regions.dr: repo2_bucket},
-        kms_key_ids={regions.primary: repo1_key, regions.dr: repo2_key},
-        pg_path=pg_path,
-    )
-    files = pgbr.render_all(objectives, settings)
-    if rearm_repo:
-        region, bucket, key = rearm_repo
-        dr = settings.repo(2)
-        new = replace(dr, region=region, bucket=bucket, kms_key_id=key, endpoint="")
-        files |= pgbr.render_rearm(objectives, pgbr.rearm_settings(settings, new))
-    template = pgbr.render_secret_conf(settings, {r.index: "\0" for r in settings.repos})
-    files |= agents.render_host_agents(
-        objectives,
-        lease_bucket=lease_bucket,
-        slot=slot_name(objectives),
-        pgbackrest_argv=settings.base_command,
-        pg=agents.HostPg(data_dir=pg_path),
-        cipher_secret_name=cipher_secret_name(objectives),
-        secret_conf_template=template,
-        include_path=settings.config_include_path,
-    )
-    return files
-
-
-def _self_managed_paths(objectives: Objectives) -> list[str]:
-    """The artefact file names the host gets (known before the bucket names are)."""
-    return sorted(render_self_managed(objectives, "b", "b", "k", "k", "lease"))
 
 
 _HHMM = r"([01]\d|2[0-3]):([0-5]\d)"

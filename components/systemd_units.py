@@ -14,24 +14,43 @@ def systemd_exec_arg(script: str) -> str:
     return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
 
 
-def oneshot_service(description: str, script: str, env_file: str | None = None) -> str:
+def service_unit(
+    description: str,
+    exec_start: str,
+    *,
+    kind: str = "oneshot",
+    env_file: str | None = None,
+    unit_extra: tuple[str, ...] = (),
+    service_extra: tuple[str, ...] = (),
+    wanted_by: str | None = None,
+) -> str:
+    """A service run as postgres once the network is up: the one layout every rendered unit
+    shares. ``exec_start`` is the ExecStart value, already quoted for systemd."""
+    lines = [
+        "[Unit]",
+        f"Description={description}",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        *unit_extra,
+        "",
+        "[Service]",
+        f"Type={kind}",
+        "User=postgres",
+        *([f"EnvironmentFile={env_file}"] if env_file else []),
+        f"ExecStart={exec_start}",
+        *service_extra,
+        "",
+    ]
+    if wanted_by:
+        lines += ["[Install]", f"WantedBy={wanted_by}", ""]
+    return "\n".join(lines)
+
+
+def oneshot_service(description: str, script: str, env_file: str | None = None, **extra) -> str:
     """A systemd oneshot service running the bash ``script`` with pipefail, as postgres."""
-    return "\n".join(
-        [
-            "[Unit]",
-            f"Description={description}",
-            "After=network-online.target",
-            "Wants=network-online.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "User=postgres",
-            *([f"EnvironmentFile={env_file}"] if env_file else []),
-            # pipefail: a failed first command must fail the unit even if the last one succeeded.
-            f"ExecStart=/bin/bash -o pipefail -c {systemd_exec_arg(script)}",
-            "",
-        ]
-    )
+    # pipefail: a failed first command must fail the unit even if the last one succeeded.
+    command = f"/bin/bash -o pipefail -c {systemd_exec_arg(script)}"
+    return service_unit(description, command, env_file=env_file, **extra)
 
 
 def timer(description: str, on_calendar: str, *extra: str) -> str:

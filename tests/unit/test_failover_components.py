@@ -154,20 +154,25 @@ def test_each_host_gets_its_own_region_in_the_guard_and_the_same_lease():
     assert "OnUnitActiveSec=5s" in files["systemd/platform-dr-heartbeat.timer"]
 
 
-def test_secrets_unit_writes_exactly_the_fragment_the_renderer_defines(tmp_path):
-    """Run the rendered ExecStart with a stand-in aws that answers the passphrase."""
-    obj, settings, files = _files()
-    unit = files["systemd/platform-dr-pgbackrest-secrets.service"]
-    assert f"--secret-id {cipher_secret_name(obj)}" in unit and '--region \\"$$AWS_REGION' in unit
+def _run_secrets_unit(unit: str, settings, tmp_path, fake_aws: str):
+    """The unit's ExecStart as systemd runs it, writing into tmp_path, with a stand-in aws."""
     (line,) = [x for x in unit.splitlines() if x.startswith("ExecStart=")]
     argv = [a.replace("$$", "$").replace("%%", "%") for a in shlex.split(line[10:])]
     argv[-1] = argv[-1].replace(settings.config_include_path, str(tmp_path))
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "aws").write_text("#!/bin/sh\nprintf 'Pa55-w0rd%%x\\n'\n")
+    (fake / "aws").write_text(f"#!/bin/sh\n{fake_aws}\n")
     (fake / "aws").chmod(0o755)
     env = {"PATH": f"{fake}:/usr/bin:/bin", "AWS_REGION": DR}
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_secrets_unit_writes_exactly_the_fragment_the_renderer_defines(tmp_path):
+    """Run the rendered ExecStart with a stand-in aws that answers the passphrase."""
+    obj, settings, files = _files()
+    unit = files["systemd/platform-dr-pgbackrest-secrets.service"]
+    assert f"--secret-id {cipher_secret_name(obj)}" in unit and '--region \\"$$AWS_REGION' in unit
+    done = _run_secrets_unit(unit, settings, tmp_path, "printf 'Pa55-w0rd%%x\\n'")
     assert done.returncode == 0, done.stderr
     written = tmp_path / "secrets.conf"
     assert written.read_text() == render_secret_conf(settings, {1: "Pa55-w0rd%x", 2: "Pa55-w0rd%x"})
@@ -177,14 +182,7 @@ def test_secrets_unit_writes_exactly_the_fragment_the_renderer_defines(tmp_path)
 def test_secrets_unit_writes_nothing_when_the_secret_cannot_be_read(tmp_path):
     _, settings, files = _files()
     unit = files["systemd/platform-dr-pgbackrest-secrets.service"]
-    (line,) = [x for x in unit.splitlines() if x.startswith("ExecStart=")]
-    argv = [a.replace("$$", "$").replace("%%", "%") for a in shlex.split(line[10:])]
-    argv[-1] = argv[-1].replace(settings.config_include_path, str(tmp_path))
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "aws").write_text("#!/bin/sh\necho 'AccessDeniedException' >&2\nexit 255\n")
-    (fake / "aws").chmod(0o755)
-    done = subprocess.run(argv, env={"PATH": f"{fake}:/usr/bin:/bin"}, capture_output=True)
+    done = _run_secrets_unit(unit, settings, tmp_path, "echo AccessDeniedException >&2; exit 255")
     assert done.returncode != 0 and not (tmp_path / "secrets.conf").exists()
 
 
