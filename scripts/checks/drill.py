@@ -441,6 +441,7 @@ def _iso(wall: float) -> str:
 # -- the database platform ------------------------------------------------------------------------
 
 SEED_ROWS = 5000
+DRILL_APP_ROLE = "drill_app"  # the application's own role: failover validation writes as it
 WRITE_SECONDS = 2.0  # write load before each database incident
 
 
@@ -569,6 +570,8 @@ class PgSite:
             "written_at timestamptz not null default clock_timestamp())",
             dbname="app",
         )
+        self.primary.execute(f"create role {DRILL_APP_ROLE} login nosuperuser")
+        self.primary.execute(f"grant all on ledger to {DRILL_APP_ROLE}", dbname="app")
         rows = [(i, secrets.token_hex(12)) for i in range(1, SEED_ROWS + 1)]
         with self.primary.connect("app") as conn, conn.cursor() as cur:
             with cur.copy("copy ledger (id, payload) from stdin") as copy:
@@ -875,12 +878,17 @@ def scenario_outage(ctx: DrillContext, result: ScenarioResult) -> None:
     with ctx.step(f"incident: the primary's host ({ctx.primary_region}) is lost (SIGKILL)"):
         site.primary.kill()
     with ctx.step("failover runbook: assess, isolate, promote, switch config and DNS, validate"):
+        # Validation writes as the application's own role (never a superuser); the killed host
+        # runs no fence guard here, so the drill states that it is powered off (the guard itself
+        # is proven in tests/integration/test_failover_pg.py).
+        app = site.standby.conninfo("app", user=DRILL_APP_ROLE)
         report = run_failover(
             plan,
             _MotoAws(ctx.aws),
-            Connections(site.primary.conninfo("app"), site.standby.conninfo("app")),
+            Connections(site.primary.conninfo("app"), site.standby.conninfo("app"), app),
             execute=True,
             yes=True,
+            accept_unfenced=True,
             samples=("public.ledger",),
             journal=ctx.workdir / "failover-journal.json",
         )
