@@ -207,7 +207,8 @@ def failover_steps(
             store,
             plan.dr_region,
             ctx.run_id or "dry-run",
-            accept_unfenced=accept_unfenced or not needs_guard,
+            accept_unfenced=accept_unfenced,
+            require_guard=needs_guard,
         )
         result["lease"] = taken
         if taken.get("epoch"):

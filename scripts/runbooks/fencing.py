@@ -80,19 +80,25 @@ def take_lease(
     run_id: str,
     *,
     accept_unfenced: bool,
+    require_guard: bool = True,
 ) -> dict[str, Any]:
-    """Move the lease to ``holder`` under a new epoch (idempotent for the same run)."""
+    """Move the lease to ``holder`` under a new epoch (idempotent for the same run).
+
+    ``require_guard``: the old primary's hosts run a fence guard (self-managed); without one
+    that ever renewed the lease it refuses unless ``accept_unfenced``. Elsewhere (rds, supabase)
+    the lease is the record of who may be primary, and nothing waits for a guard."""
     if store is None:
-        if not accept_unfenced:
+        if require_guard and not accept_unfenced:
             raise DrctlError(
                 "this stack has no failover control bucket (stack output 'failoverControl'), so "
                 f"nothing can fence a primary that does not answer; {UNFENCED_HELP}",
                 ExitCode.REFUSED,
             )
-        return {"lease": None, "accepted_unfenced": True}
+        return {"lease": None, "accepted_unfenced": require_guard}
     current = store.read()
     ours = current is not None and current.holder == holder and current.doc.get("run_id") == run_id
-    if not ours and (current is None or not current.guarded) and not accept_unfenced:
+    unguarded = current is None or not current.guarded
+    if require_guard and not ours and unguarded and not accept_unfenced:
         raise DrctlError(
             f"no fence guard has ever renewed the lease {store.where}: nothing on the old "
             f"primary's hosts would stop it when the epoch moves; {UNFENCED_HELP}",
@@ -106,7 +112,7 @@ def take_lease(
         "holder": lease.holder,
         "previous": previous,
         "guarded": bool(previous.get("renewed_at")),
-        "accepted_unfenced": accept_unfenced and not previous.get("renewed_at"),
+        "accepted_unfenced": require_guard and not previous.get("renewed_at"),
         "ttl_s": ttl,
         "fence_wait_s": fence_wait_s(
             ttl, plan.guard_interval_s, plan.guard_call_timeout_s, plan.stop_grace_s

@@ -238,6 +238,7 @@ def test_rds_failover_takes_the_lease_journals_in_s3_and_revokes_the_db_ingress(
     steps = {s["name"]: s["result"] for s in report.steps}
     lease = steps["isolate"]["lease"]
     assert (lease["epoch"], lease["holder"], lease["guarded"]) == (1, DR, False)
+    assert lease["accepted_unfenced"] is False  # no guard is expected on RDS: nothing to accept
     assert steps["isolate"]["fence_wait"]["waited_s"] == 0.0  # nothing to wait for on RDS
     revoked = steps["isolate"]["network"]["revoked"]
     assert [(r["GroupId"], r["FromPort"]) for r in revoked] == [
