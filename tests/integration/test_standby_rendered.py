@@ -149,6 +149,7 @@ def _tls_for(hc: HostCluster, source: Path) -> dict[str, Path]:
 def site():
     obj = objectives()
     cloud = MotoCloud()
+    cloud.reset()  # moto's backends are per process: start from an empty account
     tls = Stunnel(cloud.port)
     base = shared_dir("drctl-hosts-")
     shim_dir = shared_dir("drctl-shim-")
