@@ -43,7 +43,7 @@ import pulumi_aws as aws
 
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import Objectives, class_tags
-from components.replicated_bucket import tls_only_policy
+from components.s3_policies import bucket_policy
 
 LEASE_PREFIX = "lease"
 JOURNAL_PREFIX = "journal"
@@ -64,22 +64,19 @@ def journal_key(stack: str, command: str) -> str:
 
 def control_bucket_policy(bucket_arn: str) -> str:
     """TLS only, and no unconditional PutObject on a lease or journal object."""
-    policy = json.loads(tls_only_policy(bucket_arn))
-    policy["Statement"].append(
-        {
-            "Sid": "ConditionalWritesOnly",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": [
-                f"{bucket_arn}/{LEASE_PREFIX}/*/database.json",
-                f"{bucket_arn}/{JOURNAL_PREFIX}/*",
-            ],
-            # Both keys absent (the operator ANDs them): neither If-Match nor If-None-Match sent.
-            "Condition": {"Null": {"s3:if-match": "true", "s3:if-none-match": "true"}},
-        }
-    )
-    return json.dumps(policy)
+    conditional = {
+        "Sid": "ConditionalWritesOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": [
+            f"{bucket_arn}/{LEASE_PREFIX}/*/database.json",
+            f"{bucket_arn}/{JOURNAL_PREFIX}/*",
+        ],
+        # Both keys absent (the operator ANDs them): neither If-Match nor If-None-Match sent.
+        "Condition": {"Null": {"s3:if-match": "true", "s3:if-none-match": "true"}},
+    }
+    return bucket_policy(bucket_arn, [conditional])
 
 
 def lease_access_policy(bucket_arn: str, key_arn: str, stacks: Sequence[str]) -> str:

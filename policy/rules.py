@@ -341,10 +341,15 @@ def replicated_bucket_mechanisms(resources: Sequence[Resource], objectives: Mapp
             key=lambda r: order.index(r) if r in order else len(order),
         )
         problems = []
+        # An adopted copy's settings belong to the stack that owns it (declared there, not here).
+        adopted = set(_as_list(component.props.get("adopted_regions")))
         unversioned = [
             region
             for region in regions
-            if s3_versioning_enabled(getattr(named.get(f"{name}-{region}-versioning"), "props", {}))
+            if region not in adopted
+            and s3_versioning_enabled(
+                getattr(named.get(f"{name}-{region}-versioning"), "props", {})
+            )
         ]
         if unversioned:
             problems.append(f"{dataset}: copies without versioning in {', '.join(unversioned)}")
@@ -681,3 +686,18 @@ if __package__:
     from . import database  # noqa: E402,F401
 else:  # pragma: no cover - exercised by the subprocess test of the real pack
     import database  # type: ignore[no-redef]  # noqa: E402,F401
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS semantics (policy/aws_semantics/): what each declared mechanism needs to work in AWS.
+# Imported the same dual way as pack.py imports this module: the pack loads it standalone.
+if __package__:
+    from . import aws_semantics
+else:  # pragma: no cover - exercised by the subprocess test of the real pack
+    import aws_semantics  # type: ignore[no-redef]
+
+SEMANTIC_RULES = aws_semantics.RULES
+
+
+def semantic_violations(resources: Iterable[Resource]) -> list[Violation]:
+    return [Violation(*found) for found in aws_semantics.violations(resources)]

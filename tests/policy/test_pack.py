@@ -86,12 +86,14 @@ POLICIES = {p.name: p for p in pack.build_policies()}
 
 def test_one_mandatory_policy_per_rule_plus_the_objectives():
     names = [p.name for p in pack.build_policies()]
-    assert names == [rule.name for rule in rules.RESOURCE_RULES] + [pack.STACK_POLICY_NAME]
+    semantic = [rule.name for rule in rules.SEMANTIC_RULES]
+    assert names == [rule.name for rule in rules.RESOURCE_RULES] + [pack.STACK_POLICY_NAME] + (
+        semantic
+    )
     for name, policy in POLICIES.items():
         assert policy.enforcement_level == EnforcementLevel.MANDATORY, name
-        expected = (
-            StackValidationPolicy if name == pack.STACK_POLICY_NAME else ResourceValidationPolicy
-        )
+        stack_level = name == pack.STACK_POLICY_NAME or name in semantic
+        expected = StackValidationPolicy if stack_level else ResourceValidationPolicy
         assert isinstance(policy, expected)
     for rule in rules.RESOURCE_RULES:
         assert POLICIES[rule.name].description == rule.description

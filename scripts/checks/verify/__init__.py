@@ -16,6 +16,8 @@ its area:
   CloudWatch metrics against the class RPO;
 - config.py: Secrets Manager replicas InSync; SSM config equal in the primary and DR regions;
 - failover.py: the pgBackRest cipher passphrase's DR copy, and the fence lease held and renewed.
+- prerequisites.py: what the stack cannot create itself, one line each (AWS Config recording of
+  the Backup types, the Backup reports role, Backup opt-in per vault region, the primary probe).
 
 Targets come from the stack's outputs (an injected provider; the real one runs ``pulumi stack
 output --json``), objectives from the stack file. AWS access is a factory ``(service, region) ->
@@ -50,6 +52,7 @@ from scripts.checks.verify.model import (
     Status,
     run_group,
 )
+from scripts.checks.verify.prerequisites import PREREQUISITES
 from scripts.checks.verify.replication import S3_REPLICATION
 from scripts.common import progress
 from scripts.local.evaluate import ROOT
@@ -64,6 +67,7 @@ CHECKS: list[CheckGroup] = [
     VAULT_LOCKS,
     CIPHER_PASSPHRASE,
     FENCE_LEASE,
+    PREREQUISITES,
 ]
 
 
