@@ -256,6 +256,9 @@ def promote_postgres(conn: psycopg.Connection, timeout_s: int = 60) -> dict[str,
         already = False
     else:
         already = True
+    # A promoted server writes its new timeline into pg_control only at its first checkpoint;
+    # until then pgBackRest (re-arm) and pg_rewind (failback) see timelines that disagree.
+    conn.execute("checkpoint")
     timeline = conn.execute(TIMELINE_SQL).fetchone()[0]
     return {"already_primary": already, "timeline": timeline}
 

@@ -115,6 +115,10 @@ class DrillContext:
     def service_back(self, at: float) -> None:
         self.service_back_at = at
 
+    def last_step_end(self) -> float:
+        """When the step just recorded ended (the service is back at its end, not later)."""
+        return self._steps[-1][3]
+
     # -- scaled objectives and load -------------------------------------------------------------
 
     @property
