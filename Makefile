@@ -60,6 +60,7 @@ docs: setup
 # Writes bench/results/restore.json, the restore evidence posture sizes recovery paths with.
 bench: setup
 	$(PY) bench/restore.py
+	$(PY) bench/governor.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache *.egg-info evidence

@@ -13,6 +13,7 @@ from components.backup_plan import BackupPlan, BackupPlanArgs, load_config_recor
 from components.contacts import load_contacts
 from components.dr_network import load_primary_network, rebuild_primary_network
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
+from components.failover_control import FailoverControl, FailoverControlArgs, journal_key
 from components.notification_topics import NotificationTopics, NotificationTopicsArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.postgres_backup import (
@@ -99,6 +100,10 @@ backup = BackupPlan(
     ),
 )
 
+# The DR-region referee of a failover: the database lease the hosts' fence guards hold, and the
+# runbook journals any operator resumes (S3 conditional writes only).
+control = FailoverControl("failover-control", FailoverControlArgs(objectives=objectives))
+
 # Database PITR for the configured backend. pulumi-postgresql providers are built here, from
 # config, never inside a component; passwords stay secret Outputs (platform-dr-db:<name>).
 backend = objectives.db_backend
@@ -125,6 +130,10 @@ database = PostgresBackup(
         replication_password=database_secret("replicationPassword"),
         dr_postgres_provider=pg_dr,
         publisher_conninfo=db_settings.publisher_conninfo(db_password) if pg_dr else None,
+        lease_bucket=control.bucket_name,
+        lease_bucket_arn=control.bucket_arn,
+        lease_key_arn=control.key_arn,
+        rearm_region=db_settings.rearm_region,
         database_bytes=db_settings.size_bytes,
         wal_bytes_per_hour=db_settings.wal_bytes_per_hour,
     ),
@@ -144,6 +153,7 @@ standby = DrStandby(
             publication_name=database.publication_name,
             subscription_name=database.subscription_name,
             port=db_settings.port,
+            replication_user=database.replication_role or "replicator",
             instance_class=db_settings.rds_instance_class,
             kms_key_arn=database.key.arns[regions.dr] if backend == "rds" else None,
             standby_host=db_settings.dr_host if backend == "supabase" else None,
@@ -197,6 +207,16 @@ pulumi.export(
         "publicationName": database.publication_name,
         "repoBuckets": database.repo_bucket_names,
         "dumpBuckets": database.dump_bucket_names,
+        "cipherSecretArns": database.cipher_secret_arns,
+    },
+)
+pulumi.export(
+    "failoverControl",
+    {
+        "bucket": control.bucket_name,
+        "region": control.region,
+        "leaseKey": control.lease_key,
+        "journalKeys": {c: journal_key(objectives.stack, c) for c in ("failover", "failback")},
     },
 )
 pulumi.export("databaseArtefacts", database.artefacts)

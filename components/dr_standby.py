@@ -509,20 +509,37 @@ class DrStandby(pulumi.ComponentResource):
 
 
 def render_standby_config(
-    primary_host: str, primary_port: int, replication_user: str, slot: str
+    primary_host: str,
+    primary_port: int,
+    replication_user: str,
+    slot: str,
+    *,
+    passfile: str = "/var/lib/postgresql/.pgpass",
+    sslmode: str = "verify-full",
+    sslrootcert: str | None = None,
+    restore_command: str | None = None,
 ) -> dict[str, str]:
     """The files that make a base backup a streaming standby of the primary, through the slot.
 
-    The password is never here: libpq reads it from the standby host's passfile.
+    The password is never here: libpq reads it from the standby host's passfile. The
+    ``restore_command`` reads WAL from the DR repository (repo2, pgbackrest_config), so a dropped
+    or invalidated slot costs a catch-up from the archive instead of a re-seed over the WAN.
     """
+    from components.pg_host_agents import STANDBY_APPLICATION_NAME
+    from components.pgbackrest_config import restore_command as repo2_restore_command
+
     conninfo = (
         f"host={primary_host} port={primary_port} user={replication_user} "
-        "application_name=dr_standby sslmode=verify-full passfile=/var/lib/postgresql/.pgpass"
+        f"application_name={STANDBY_APPLICATION_NAME} sslmode={sslmode} passfile={passfile}"
     )
+    if sslrootcert:
+        conninfo += f" sslrootcert={sslrootcert}"
+    restore = restore_command or repo2_restore_command()
     text = (
         "# Rendered by platform-dr DrStandby. Append to postgresql.auto.conf of the DR standby.\n"
         f"primary_conninfo = '{conninfo}'\n"
         f"primary_slot_name = '{slot}'\n"
+        f"restore_command = '{restore.replace(chr(39), chr(39) * 2)}'\n"
         "hot_standby = on\n"
         "hot_standby_feedback = on\n"
         "recovery_target_timeline = 'latest'\n"

@@ -159,6 +159,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("rdsInstanceClass", "string", "db.r6g.large", "Instance class of the RDS backend."),
     ConfigKey("rdsAdoptInstanceId", "string", "", "Existing RDS instance to adopt; empty: create."),
+    ConfigKey(
+        "rearmRegion",
+        "string",
+        "",
+        "Self-managed: region of a second pgBackRest repository for the promoted DR primary "
+        "after a failover; empty: the DR repository alone.",
+    ),
     # What `drctl posture` needs to estimate each recovery path's time against the RTO.
     ConfigKey(
         "dbSize",

@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from components.objectives import DAY, HOUR, ConfigError, Objectives, format_duration
 
@@ -78,6 +78,10 @@ MAX_PUSH_TIMEOUT_S = 60
 MIN_ARCHIVABLE_RPO_S = 60
 
 BACKUP_TYPES = ("full", "diff", "incr")
+# pg_wal a replication slot may pin on the primary. Past it the slot is invalidated (wal_status
+# 'lost') instead of filling the disk; the standby then catches up from repo2 (its
+# restore_command) and the slot is re-created. The slot monitor alarms at 'unreserved', before.
+MAX_SLOT_WAL_KEEP_SIZE = "64GB"
 
 
 @dataclass(frozen=True)
@@ -412,7 +416,7 @@ def render_pgbackrest_conf(settings: PgBackRestSettings) -> str:
     }
     lines = [
         "# Rendered by components/pgbackrest_config.py from the stack's objectives; do not edit.",
-        f"# repo1 = {_describe(settings.repo(1))}; repo2 = {_describe(settings.repo(2))}.",
+        "# " + "; ".join(f"repo{r.index} = {_describe(r)}" for r in settings.repos) + ".",
         "# Secrets (cipher passphrase, S3 keys) live in config-include-path, never here.",
         "[global]",
         *(f"{k}={v}" for k, v in glob.items()),
@@ -462,9 +466,17 @@ def render_secret_conf(
 
 
 def postgres_settings(
-    objectives: Objectives, settings: PgBackRestSettings | None = None
+    objectives: Objectives,
+    settings: PgBackRestSettings | None = None,
+    *,
+    max_slot_wal_keep_size: str = MAX_SLOT_WAL_KEEP_SIZE,
 ) -> dict[str, str]:
-    """postgresql.conf settings for continuous archiving to the stanza's repositories."""
+    """postgresql.conf settings for continuous archiving to the stanza's repositories.
+
+    Both hosts get the same file: on the DR standby ``archive_mode = on`` archives nothing until
+    it is promoted, and then it archives at once (after the re-arm step pointed pgBackRest at the
+    repositories that survived).
+    """
     timing = archive_timing(objectives)
     base = settings.base_command if settings else pgbackrest_command()
     return {
@@ -475,11 +487,44 @@ def postgres_settings(
         # The DR standby streams through a physical slot; room for it, pg_basebackup and one more.
         "max_wal_senders": "10",
         "max_replication_slots": "10",
+        "max_slot_wal_keep_size": max_slot_wal_keep_size,
+        # pg_rewind needs hint-bit changes in WAL when the cluster has no data checksums (most
+        # existing Supabase-style clusters): without it failback means a full re-copy.
+        "wal_log_hints": "on",
     }
 
 
-def render_postgres_conf(objectives: Objectives, settings: PgBackRestSettings) -> str:
-    """postgresql.conf fragment (conf.d/) of ``postgres_settings``."""
+def restore_command(settings: PgBackRestSettings | None = None, repo: int = 2) -> str:
+    """The standby's restore_command: WAL from the DR repository (repo2), never the primary's.
+
+    After a dropped or invalidated slot the standby replays from here what streaming can no
+    longer give it, instead of needing a full re-seed over the WAN.
+    """
+    base = settings.base_command if settings else pgbackrest_command()
+    return shlex.join([*base, f"--repo={repo}", "archive-get"]) + ' %f "%p"'
+
+
+def rearm_settings(
+    settings: PgBackRestSettings, new_repo: Repo | None = None
+) -> PgBackRestSettings:
+    """pgBackRest settings for the promoted DR primary: the repositories that survive.
+
+    The primary region's repo1 is gone with its region, and pgBackRest 2.45's archive-push fails
+    while any configured repository is unreachable, so it leaves the config. The DR repository
+    (repo2 before) becomes repo1 (pgBackRest accepts a lone repository only as repo1); a
+    repository in a newly configured region, if any, becomes repo2.
+    """
+    dr = next(r for r in settings.repos if r.role == "dr")
+    repos = [replace(dr, index=1)]
+    if new_repo is not None:
+        repos.append(replace(new_repo, index=2, role="dr"))
+    return replace(settings, repos=tuple(repos))
+
+
+def render_postgres_conf(
+    objectives: Objectives, settings: PgBackRestSettings, **overrides: str
+) -> str:
+    """postgresql.conf fragment (conf.d/) of ``postgres_settings`` (``overrides`` go to it)."""
     timing = archive_timing(objectives)
     head = [
         "# Rendered by components/pgbackrest_config.py; do not edit.",
@@ -489,7 +534,7 @@ def render_postgres_conf(objectives: Objectives, settings: PgBackRestSettings) -
     ]
     body = [
         f"{k} = '{v.replace(chr(39), chr(39) * 2)}'"
-        for k, v in postgres_settings(objectives, settings).items()
+        for k, v in postgres_settings(objectives, settings, **overrides).items()
     ]
     return "\n".join(head + body) + "\n"
 
@@ -611,7 +656,11 @@ def render_cron(objectives: Objectives, settings: PgBackRestSettings) -> str:
 
 
 def render_all(objectives: Objectives, settings: PgBackRestSettings) -> dict[str, str]:
-    """Every non-secret artefact, keyed by a relative file path (for ``drctl render``)."""
+    """Every non-secret artefact, keyed by a relative file path (for ``drctl render``).
+
+    ``rearm/`` holds what the failover's re-arm step installs on the promoted DR primary
+    (``rearm_settings``): its pgBackRest config and backup timers.
+    """
     files = {
         "pgbackrest/pgbackrest.conf": render_pgbackrest_conf(settings),
         "postgresql/conf.d/pgbackrest-archiving.conf": render_postgres_conf(objectives, settings),
@@ -619,4 +668,16 @@ def render_all(objectives: Objectives, settings: PgBackRestSettings) -> dict[str
     }
     for unit, text in render_systemd_units(objectives, settings).items():
         files[f"systemd/{unit}"] = text
+    files.update(render_rearm(objectives, rearm_settings(settings)))
+    return files
+
+
+REARM_DIR = "rearm"
+
+
+def render_rearm(objectives: Objectives, settings: PgBackRestSettings) -> dict[str, str]:
+    """The promoted primary's pgBackRest config and backup timers (``rearm_settings``)."""
+    files = {f"{REARM_DIR}/pgbackrest/pgbackrest.conf": render_pgbackrest_conf(settings)}
+    for unit, text in render_systemd_units(objectives, settings).items():
+        files[f"{REARM_DIR}/systemd/{unit}"] = text
     return files

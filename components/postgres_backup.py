@@ -38,9 +38,17 @@ import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
 from components import pgbackrest_config as pgbr
+from components.database_host import (  # noqa: F401 (cipher_secret_name: this module's API too)
+    cipher_secret_name,
+    declare_host_protection,
+    render_self_managed,
+    self_managed_paths,
+    slot_name,
+)
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
+    AWS_REGIONS,
     DAY,
     ConfigError,
     Objectives,
@@ -49,6 +57,9 @@ from components.objectives import (
     format_duration,
 )
 from components.replicated_bucket import ObjectLock, ReplicatedBucket, ReplicatedBucketArgs
+from components.systemd_units import oneshot_service as _oneshot_service
+from components.systemd_units import systemd_exec_arg  # noqa: F401 (part of this module's API)
+from components.systemd_units import timer as _timer
 
 DATASET = "database"
 RDS_ENGINE_VERSION = "16"
@@ -64,7 +75,6 @@ PUBLICATION = "platform_dr"
 SUBSCRIPTION = "platform_dr_sub"
 DUMP_PREFIX = "dumps"
 DUMP_ENV_FILE = "/etc/platform-dr/supabase-dump.env"
-_SLOT = re.compile(r"[^a-z0-9_]")
 GIB = 1024**3
 
 
@@ -95,6 +105,11 @@ class PostgresBackupArgs:
     replication_password: secret password of the replication role; default None (the role then
         logs in by certificate or peer authentication only).
     pg_data_path: data directory on the host; default /var/lib/postgresql/15/main.
+    lease_bucket / lease_bucket_arn / lease_key_arn: self-managed; the FailoverControl bucket in
+        the DR region whose lease the hosts' fence guards hold, and its KMS key
+        (components/failover_control.py). Required.
+    rearm_region: self-managed; a region (not the primary or DR one) for a second repository of
+        the promoted DR primary after a failover (``rearm_settings``); default "" = none.
 
     supabase:
     dr_postgres_provider: Provider for the DR-region Postgres that subscribes. Required.
@@ -124,6 +139,10 @@ class PostgresBackupArgs:
     primary_host: pulumi.Input[str] = ""
     replication_password: pulumi.Input[str] | None = None
     pg_data_path: str = "/var/lib/postgresql/15/main"
+    lease_bucket: pulumi.Input[str] | None = None
+    lease_bucket_arn: pulumi.Input[str] | None = None
+    lease_key_arn: pulumi.Input[str] | None = None
+    rearm_region: str = ""
     dr_postgres_provider: postgresql.Provider | None = None
     publisher_conninfo: pulumi.Input[str] | None = None
     publication_tables: Sequence[str] = field(default_factory=tuple)
@@ -142,11 +161,6 @@ def rds_identifier(objectives: Objectives) -> str:
 def rds_retention_days(objectives: Objectives) -> int:
     """Automated-backup retention: the PITR window, never under the spec's 7 days."""
     return max(SPEC_MIN_PITR_DAYS, objectives.pitr_window_days)
-
-
-def slot_name(objectives: Objectives) -> str:
-    """Physical slot of the DR standby: lowercase letters, digits and '_' only (Postgres rule)."""
-    return _SLOT.sub("_", f"dr_standby_{objectives.regions.dr}".lower())
 
 
 def repo_lock_days(objectives: Objectives) -> int:
@@ -227,49 +241,6 @@ def _dump_script(bucket: str, key_arn: str, region: str, kind: str, pct: str) ->
     return (
         'pg_dump --format=custom --no-owner --dbname="$PUBLISHER_DSN" | '
         f"aws s3 cp - {target} --region {region} --sse aws:kms --sse-kms-key-id {key_arn}"
-    )
-
-
-def systemd_exec_arg(script: str) -> str:
-    """``script`` as one double-quoted ExecStart word: systemd reads %% as % and $$ as $."""
-    escaped = script.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
-
-
-def _oneshot_service(description: str, script: str, env_file: str | None = None) -> str:
-    """A systemd oneshot service running the bash ``script`` with pipefail, as postgres."""
-    return "\n".join(
-        [
-            "[Unit]",
-            f"Description={description}",
-            "After=network-online.target",
-            "Wants=network-online.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "User=postgres",
-            *([f"EnvironmentFile={env_file}"] if env_file else []),
-            # pipefail: a failed first command must fail the unit even if the last one succeeded.
-            f"ExecStart=/bin/bash -o pipefail -c {systemd_exec_arg(script)}",
-            "",
-        ]
-    )
-
-
-def _timer(description: str, on_calendar: str, *extra: str) -> str:
-    return "\n".join(
-        [
-            "[Unit]",
-            f"Description={description}",
-            "",
-            "[Timer]",
-            f"OnCalendar={on_calendar}",
-            *extra,
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-        ]
     )
 
 
@@ -393,6 +364,8 @@ class PostgresBackup(pulumi.ComponentResource):
         self.repo_bucket_names: dict[str, pulumi.Output[str]] | None = None
         self.dump_bucket_names: dict[str, pulumi.Output[str]] | None = None
         self.artefacts: dict[str, pulumi.Output[str]] = {}
+        self.cipher_secret_arns: dict[str, pulumi.Output[str]] | None = None
+        self.replication_role = REPLICATION_ROLE if backend == "self-managed" else None
         if backend == "rds":
             self._rds(args)
         elif backend == "self-managed":
@@ -542,6 +515,27 @@ class PostgresBackup(pulumi.ComponentResource):
         }
         bucket_arns = [repo1.bucket_arns[regions.primary], repo2.bucket_arns[regions.dr]]
         key_arns = [repo1.key_arns[regions.primary], repo2.key_arns[regions.dr]]
+        rearm = args.rearm_region
+        rearm_parts: list[pulumi.Input[str]] = ["", ""]
+        if rearm:
+            # The promoted DR primary's second repository, in a region that is neither the one
+            # lost nor the DR one; it replicates like the others.
+            third = regions.third if regions.third != rearm else regions.primary
+            repo3 = ReplicatedBucket(
+                f"{name}-repo-rearm",
+                ReplicatedBucketArgs(
+                    objectives=replace(objectives, regions=Regions(rearm, regions.dr, third)),
+                    data_class="critical",
+                    dataset="postgres-repo-rearm",
+                    object_lock=lock,
+                    alarm_topic_arns=args.alarm_topic_arns,
+                ),
+                opts=self._child,
+            )
+            self.repo_bucket_names["rearm"] = repo3.bucket_names[rearm]
+            bucket_arns.append(repo3.bucket_arns[rearm])
+            key_arns.append(repo3.key_arns[rearm])
+            rearm_parts = [repo3.bucket_names[rearm], repo3.key_arns[rearm]]
         self.host_role, self.instance_profile = self._host_role(
             "host", bucket_arns, key_arns, pgbr.REPO_S3_PATH.strip("/"), delete=True
         )
@@ -570,21 +564,28 @@ class PostgresBackup(pulumi.ComponentResource):
         )
         self.primary_endpoint = pulumi.Output.from_input(args.primary_host)
 
-        def render(values: list[str]) -> dict[str, str]:
-            b1, b2, k1, k2 = values
-            settings = pgbr.s3_settings(
-                objectives,
-                bucket_names={regions.primary: b1, regions.dr: b2},
-                kms_key_ids={regions.primary: k1, regions.dr: k2},
-                pg_path=args.pg_data_path,
-            )
-            return pgbr.render_all(objectives, settings)
-
+        self._host_agents(args, repo1, repo2)
         rendered = pulumi.Output.all(
-            self.repo_bucket_names["repo1"], self.repo_bucket_names["repo2"], *key_arns
-        ).apply(render)
-        for path in _self_managed_paths(objectives):
+            self.repo_bucket_names["repo1"],
+            self.repo_bucket_names["repo2"],
+            *key_arns[:2],
+            args.lease_bucket,
+            *rearm_parts,
+        ).apply(
+            lambda v: render_self_managed(
+                objectives,
+                *v[:5],
+                pg_path=args.pg_data_path,
+                rearm_repo=(rearm, v[5], v[6]) if rearm else None,
+            )
+        )
+        for path in self_managed_paths(objectives):
             self.artefacts[path] = rendered.apply(lambda files, p=path: files[p])
+
+    def _host_agents(self, args: PostgresBackupArgs, repo1, repo2) -> None:
+        self.cipher_secret_arns = declare_host_protection(
+            self, self._name, args.objectives, args, repo1, repo2
+        )
 
     # -- supabase --------------------------------------------------------------------------
 
@@ -724,16 +725,6 @@ class PostgresBackup(pulumi.ComponentResource):
         return iam_role, profile
 
 
-def _self_managed_paths(objectives: Objectives) -> list[str]:
-    """The artefact file names render_all produces (known before the bucket names are)."""
-    sample = pgbr.s3_settings(
-        objectives,
-        bucket_names={objectives.regions.primary: "b", objectives.regions.dr: "b"},
-        kms_key_ids={objectives.regions.primary: "k", objectives.regions.dr: "k"},
-    )
-    return sorted(pgbr.render_all(objectives, sample))
-
-
 _HHMM = r"([01]\d|2[0-3]):([0-5]\d)"
 _BACKUP_WINDOW = re.compile(rf"^{_HHMM}-{_HHMM}$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -807,6 +798,13 @@ def _validate(args: PostgresBackupArgs) -> None:
     if backend == "self-managed":
         # Fails early (ConfigError naming criticalRpo) if WAL archiving cannot meet the RPO.
         pgbr.archive_timing(args.objectives)
+        _check_rearm_region(args.rearm_region, args.objectives)
+        if None in (args.lease_bucket, args.lease_bucket_arn, args.lease_key_arn):
+            raise ConfigError(
+                "lease_bucket",
+                None,
+                "the FailoverControl bucket (name, ARN, key ARN) whose lease the fence guards hold",
+            )
 
 
 # -- stack config (keys in objectives.CONFIG_KEYS and Pulumi.yaml; secrets in their namespace) ---
@@ -827,7 +825,7 @@ class DatabaseSettings:
         primary, or db.<ref>.supabase.co); default localhost / 5432 / postgres.
     dr_host: the DR-region Postgres that subscribes (supabase backend); default localhost.
     supabase_project_ref: the hosted project, for ``drctl supabase check``; default "".
-    rds_instance_class / rds_adopt_instance_id: see PostgresBackupArgs.
+    rds_instance_class / rds_adopt_instance_id / rearm_region: see PostgresBackupArgs.
     size_bytes / wal_bytes_per_hour: ``dbSize`` / ``dbWalRate``; default 100GB / 2GB/h.
     Passwords are secret config in the ``platform-dr-db`` namespace (``pulumi config set
     --secret platform-dr-db:password ...``): password, drPassword, replicationPassword.
@@ -840,6 +838,7 @@ class DatabaseSettings:
     supabase_project_ref: str = ""
     rds_instance_class: str = "db.r6g.large"
     rds_adopt_instance_id: str = ""
+    rearm_region: str = ""
     size_bytes: int = 100 * GIB
     wal_bytes_per_hour: int = 2 * GIB
 
@@ -893,6 +892,7 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         "supabaseProjectRef": str(raw.get("supabaseProjectRef") or ""),
         "rdsInstanceClass": str(raw.get("rdsInstanceClass") or d.rds_instance_class),
         "rdsAdoptInstanceId": str(raw.get("rdsAdoptInstanceId") or ""),
+        "rearmRegion": str(raw.get("rearmRegion") or ""),
     }
     for key in ("dbHost", "drDbHost"):
         if not _HOST.match(values[key]):
@@ -918,6 +918,9 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         raise ConfigError(
             "rdsAdoptInstanceId", adopt, "an RDS instance identifier (letters, digits, hyphens)"
         )
+    rearm = values["rearmRegion"]
+    if rearm and rearm not in AWS_REGIONS:
+        raise ConfigError("rearmRegion", rearm, "an AWS region name such as eu-central-1, or empty")
     return DatabaseSettings(
         host=values["dbHost"],
         port=port,
@@ -926,6 +929,7 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         supabase_project_ref=ref,
         rds_instance_class=values["rdsInstanceClass"],
         rds_adopt_instance_id=adopt,
+        rearm_region=rearm,
         size_bytes=parse_size("dbSize", raw.get("dbSize") or "100GB"),
         wal_bytes_per_hour=parse_rate_per_hour("dbWalRate", raw.get("dbWalRate") or "2GB/h"),
     )
@@ -965,7 +969,16 @@ def load_database_settings(objectives: Objectives) -> DatabaseSettings:
     settings = parse_database_settings(raw_config_from_pulumi())
     if objectives.db_backend == "self-managed":
         pgbr.archive_timing(objectives)
+        _check_rearm_region(settings.rearm_region, objectives)
     return settings
+
+
+def _check_rearm_region(rearm: str, objectives: Objectives) -> None:
+    regions = objectives.regions
+    if rearm and rearm in (regions.primary, regions.dr):
+        raise ConfigError(
+            "rearmRegion", rearm, f"a region other than {regions.primary} and {regions.dr}"
+        )
 
 
 def database_secret(key: str) -> pulumi.Output[str] | None:

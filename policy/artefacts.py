@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 PGBACKREST_CONF = "pgbackrest/pgbackrest.conf"
+REARM_PREFIX = "rearm/"  # components/pgbackrest_config.py REARM_DIR
+GOVERNOR_CONFIG = "platform-dr/primary/rpo_governor.json"  # components/pg_host_agents.py
+GOVERNOR_UNIT = "systemd/platform-dr-rpo-governor.service"
 POSTGRESQL_PREFIX = "postgresql/"
 # pgBackRest's own defaults (pgbackrest.org/configuration.html) for the options rules read.
 PGBACKREST_DEFAULTS = {"archive-timeout": "60", "archive-async": "n"}
@@ -261,6 +264,65 @@ def synchronous_standbys(artefacts: Mapping[str, str]) -> SynchronousStandbys:
     return SynchronousStandbys(text, count, names)
 
 
+@dataclass(frozen=True)
+class RpoGovernor:
+    """The rendered RPO governor (components/agents/rpo_governor.py): it switches the primary to
+    synchronous commit to ``application_name`` once the standby's replay is ``engage_lag_s``
+    behind, checking every ``interval_s``."""
+
+    engage_lag_s: float
+    interval_s: float
+    application_name: str
+    sync_commit: str
+    problems: tuple[str, ...] = ()
+
+    @property
+    def loss_s(self) -> int:
+        """Writes acknowledged before it engages: at most the threshold plus one tick."""
+        return int(-(-(self.engage_lag_s + self.interval_s) // 1))
+
+
+def rpo_governor(artefacts: Mapping[str, str]) -> RpoGovernor | None:
+    """The governor the primary's host runs, read from its config and unit; None if neither is
+    rendered. A governor whose unit does not restart it, or that does not wait for the standby on
+    commit, is returned with problems."""
+    import json
+
+    text, unit = artefacts.get(GOVERNOR_CONFIG), artefacts.get(GOVERNOR_UNIT)
+    if text is None and unit is None:
+        return None
+    problems = []
+    try:
+        conf = json.loads(text or "{}")
+    except ValueError as err:
+        conf, problems = {}, [f"{GOVERNOR_CONFIG}: not JSON ({err})"]
+    if text is None:
+        problems.append(f"{GOVERNOR_CONFIG} is not rendered")
+    service = (parse_ini(unit, GOVERNOR_UNIT).get("Service") or {}) if unit else {}
+    if unit is None:
+        problems.append(f"{GOVERNOR_UNIT} is not rendered: nothing runs the governor")
+    elif (service.get("Restart") or [""])[-1] != "always":
+        problems.append(f"{GOVERNOR_UNIT}: no Restart=always, a crashed governor stays down")
+    elif "rpo_governor" not in " ".join(service.get("ExecStart") or []):
+        problems.append(f"{GOVERNOR_UNIT}: ExecStart does not run the governor")
+    sync_commit = str(conf.get("sync_commit", ""))
+    if conf and sync_commit not in ("on", "remote_write", "remote_apply"):
+        problems.append(
+            f"{GOVERNOR_CONFIG}: sync_commit {sync_commit!r} does not wait for the standby"
+        )
+    engage, interval = conf.get("engage_lag_s"), conf.get("interval_s")
+    if conf and not all(isinstance(v, int | float) and v > 0 for v in (engage, interval)):
+        problems.append(f"{GOVERNOR_CONFIG}: engage_lag_s and interval_s must be positive numbers")
+        engage, interval = 0, 0
+    return RpoGovernor(
+        float(engage or 0),
+        float(interval or 0),
+        str(conf.get("application_name", "")),
+        sync_commit,
+        tuple(problems),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Schedules: systemd OnCalendar and cron, expanded into firing times
 
@@ -471,6 +533,7 @@ class Job:
     kind: str  # backup-full | backup-diff | backup-incr | dump | lag-monitor | other
     schedules: tuple[Schedule, ...]
     repos: frozenset[int] = frozenset()
+    every_s: float | None = None  # a monotonic timer (OnUnitActiveSec): runs this often
 
 
 def job_kind(command: str) -> tuple[str, frozenset[int]]:
@@ -498,10 +561,13 @@ def job_kind(command: str) -> tuple[str, frozenset[int]]:
 def scheduled_jobs(artefacts: Mapping[str, str]) -> tuple[list[Job], list[str]]:
     """Every timer (with the service it starts) and cron line; unreadable ones are problems."""
     jobs, problems = [], []
-    for path in sorted(p for p in artefacts if p.endswith(".timer")):
+    # rearm/ holds what a failover installs on the promoted DR primary, not what runs today.
+    timers = (p for p in artefacts if p.endswith(".timer") and not p.startswith(REARM_PREFIX))
+    for path in sorted(timers):
         try:
             timer = parse_ini(artefacts[path], path)
             specs = (timer.get("Timer") or {}).get("OnCalendar") or []
+            every = (timer.get("Timer") or {}).get("OnUnitActiveSec") or []
             unit = ((timer.get("Timer") or {}).get("Unit") or [None])[-1]
             service_path = f"{path.rsplit('/', 1)[0]}/{unit}" if unit else path[:-6] + ".service"
             service = parse_ini(artefacts.get(service_path, ""), service_path)
@@ -511,9 +577,12 @@ def scheduled_jobs(artefacts: Mapping[str, str]) -> tuple[list[Job], list[str]]:
                 continue
             kind, repos = job_kind(command)
             schedules = tuple(parse_on_calendar(s) for s in specs)
-            if not schedules:
-                problems.append(f"{path}: no OnCalendar, the timer never fires on a calendar")
-            jobs.append(Job(path, kind, schedules, repos))
+            every_s = pg_duration_s(every[-1]) if every else None
+            if not schedules and not every_s:
+                problems.append(
+                    f"{path}: no OnCalendar and no OnUnitActiveSec, the timer never fires"
+                )
+            jobs.append(Job(path, kind, schedules, repos, every_s))
         except ArtefactError as err:
             problems.append(f"{path}: {err}")
     for path in sorted(p for p in artefacts if p.startswith("cron.d/")):

@@ -158,6 +158,29 @@ def _self_managed(
                 "standby is unreachable",
             )
         )
+    governor = art.rpo_governor(files)
+    if governor is not None:
+        problems += [f"{dataset}: {p}" for p in governor.problems]
+        if not governor.problems and governor.application_name == DR_STANDBY_APPLICATION_NAME:
+            found.append(
+                Bound(
+                    "synchronous",
+                    governor.loss_s,
+                    f"RPO governor ({art.GOVERNOR_UNIT}): synchronous_commit = "
+                    f"{governor.sync_commit} to the DR standby ({governor.application_name}) "
+                    f"once its replay is {fmt_s(int(governor.engage_lag_s))} behind, checked "
+                    f"every {fmt_s(governor.interval_s)}",
+                    holds_while="the governor runs on the primary (Restart=always); while it is "
+                    "engaged and the DR standby cannot keep up, commits wait",
+                    price="commit latency while engaged (bench/governor.py measures it against "
+                    "async in the same run), plus a round trip to the DR region per commit",
+                )
+            )
+        elif not governor.problems:
+            problems.append(
+                f"{dataset}: the RPO governor waits for {governor.application_name!r}, not the "
+                f"DR standby ({DR_STANDBY_APPLICATION_NAME})"
+            )
     problems += _schedule_problems(dataset, files, archive, objectives)
     locks = set()
     for i, role in ((1, "primary"), (2, "dr")):
@@ -175,9 +198,26 @@ def _self_managed(
     )
     description = (
         f"{dataset} (self-managed, pgBackRest, as the host's files say): {repos} (object lock "
-        f"{', '.join(sorted(locks)) or 'none'}), PITR {props.get('pitrWindowDays')} d"
+        f"{', '.join(sorted(locks)) or 'none'}), PITR {props.get('pitrWindowDays')} d; "
+        f"{_after_failover(files, regions.get('dr'))}"
     )
     return found, problems, description
+
+
+def _after_failover(files: Mapping[str, str], dr: str | None) -> str:
+    """What protects the promoted DR primary once a failover re-armed it (rearm/ files)."""
+    text = files.get(f"{art.REARM_PREFIX}{art.PGBACKREST_CONF}")
+    if not text:
+        return "after a failover: no re-arm config rendered (backups stop with the primary)"
+    try:
+        repos = art.pgbackrest_repos(art.parse_ini(text, "rearm pgbackrest.conf"), "main")
+    except art.ArtefactError as err:
+        return f"after a failover: re-arm config unreadable ({err})"
+    where = " + ".join(f"repo{r.index} {r.region or r.type}" for r in repos) or "nothing"
+    away = [r for r in repos if r.region and r.region != dr]
+    return f"after a failover: re-armed to {where}" + (
+        "" if away else f" (all in {dr}: set rearmRegion for a copy in another region)"
+    )
 
 
 def _schedule_problems(

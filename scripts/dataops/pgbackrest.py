@@ -113,6 +113,8 @@ class RecoveryResult:
     last_restored_segment: str | None
     recovery_s: float
     log_tail: list[str] = field(default_factory=list)
+    expected_wal: str | None = None  # latest: the newest archived segment it had to reach
+    short_of_archive: bool = False  # latest: stopped before expected_wal (a gap)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +124,7 @@ class RecoveryResult:
             "stop": self.stop_line,
             "last_restored_segment": self.last_restored_segment,
             "recovery_s": round(self.recovery_s, 3),
+            "expected_wal": self.expected_wal,
         }
 
 
@@ -283,6 +286,20 @@ class PgBackRest:
             status[key]["status"] = repo_status.get("status", {}).get("message")
         return status
 
+    def newest_archived_wal(self, repo: int | None = None) -> str | None:
+        """The newest WAL segment ``pgbackrest info`` lists (over every reachable repository, or
+        one): what a restore to ``latest`` must replay at least up to."""
+        info = self.info(repo)
+        newest = None
+        for archive in info.get("archive", []):
+            key = archive.get("database", {}).get("repo-key")
+            if repo and key not in (None, repo):
+                continue
+            found = archive.get("max")
+            if found and (newest is None or found > newest):
+                newest = found
+        return newest
+
     # -- restore -------------------------------------------------------------------------------
 
     def check_restore_target(self, to: str | Path) -> Path:
@@ -351,14 +368,24 @@ class PgBackRest:
         return target
 
     def recover(
-        self, data_dir: str | Path, target_time: datetime | None, timeout_s: float = 600
+        self,
+        data_dir: str | Path,
+        target_time: datetime | None,
+        timeout_s: float = 600,
+        *,
+        expect_wal: str | None = "info",
     ) -> RecoveryResult:
         """Start the restored copy privately, let it replay to the target, verify, stop it.
 
         Raises DrctlError when Postgres ends recovery before the target (missing or corrupt WAL)
-        or recovery does not finish in ``timeout_s``.
+        or recovery does not finish in ``timeout_s``. For ``latest`` (no target time) running out
+        of WAL is how recovery ends, so a gap in the archive would end it early without an error:
+        the copy must have replayed at least ``expect_wal``, by default the newest archived
+        segment ``pgbackrest info`` reports before recovery starts (None: do not check).
         """
         data_dir = Path(data_dir)
+        if target_time is None and expect_wal == "info":
+            expect_wal = self.newest_archived_wal()
         run_dir = Path(tempfile.mkdtemp(prefix="drctl-recover-"))
         chown_to_postgres(run_dir)
         log = run_dir / "recovery.log"
@@ -392,6 +419,11 @@ class PgBackRest:
             text = _wait_for_end_of_recovery(log, data_dir, started + timeout_s)
             elapsed = time.monotonic() - started
             result = analyse_recovery_log(text, data_dir, target_time, elapsed)
+            if target_time is None and expect_wal:
+                result.expected_wal = expect_wal
+                last = result.last_restored_segment
+                if result.reached_target and (not last or last[:24] < expect_wal[:24]):
+                    result.reached_target, result.short_of_archive = False, True
             if proc.returncode != 0 or not result.reached_target:
                 raise DrctlError(recovery_failure_message(result, proc.returncode))
             return result
@@ -467,6 +499,15 @@ def analyse_recovery_log(
 
 def recovery_failure_message(result: RecoveryResult, pg_ctl_rc: int) -> str:
     target = result.target_time or "the end of the archive"
+    if result.short_of_archive:
+        last = result.last_restored_segment or "none"
+        return (
+            f"recovery of {result.data_dir} to latest stopped after segment {last}, but "
+            f"pgbackrest info lists {result.expected_wal} as the newest archived WAL: the segment "
+            "after the last replayed one is missing or unreadable in every repository (a gap in "
+            "the archive), so the copy ends early. The copy is incomplete and must not be used; "
+            "remove it before retrying"
+        )
     if result.last_restored_segment:
         last = result.last_restored_segment
         nxt = segment_name(int(last[:8], 16), segment_number(last) + 1)

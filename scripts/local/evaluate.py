@@ -166,6 +166,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            length = int(args.args.get("passwordLength") or 32)
+            return {"randomPassword": "m" * length, "id": "mock-random"}
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             # A rebuild stack copies an adopted secret's value; offline there is none.
             secret_id = args.args.get("secretId", "")

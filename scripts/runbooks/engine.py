@@ -13,24 +13,26 @@ assessment) still run, the others print what they would do, and the journal is n
 
 Steps should still be idempotent on their own: a crash can land between a step's action and its
 journal record, so a step may see its own work already done when it is retried.
+
+The journal lives behind the ``JournalStore`` interface (journal.py): a local file, or an S3
+object in the DR region that any operator on any machine resumes. Each run has a ``run_id``
+(kept across resumes) that steps record where they act, so a resumed run can recognise its own
+earlier work (a standby it already promoted, a lease it already took).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import json
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scripts.common import DrctlError, ExitCode, confirm_execute, print_json, progress
+from scripts.runbooks.journal import JOURNAL_VERSION, JournalStore, LocalJournal
 
-JOURNAL_VERSION = 1
 DEFAULT_JOURNAL_DIR = Path(".drctl") / "journal"
 
 
@@ -49,6 +51,7 @@ class RunContext:
     execute: bool
     options: Mapping[str, Any]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_id: str | None = None  # the run's id; in a dry run, the unfinished run's, if any
 
     def note(self, message: str) -> None:
         progress.print(f"    {message}", highlight=False, markup=False)
@@ -60,7 +63,8 @@ class Step:
 
     name: stable id, used in the journal; title: what the operator reads; plan: one line that
     says what the step would do, shown in a dry run; dry_run: run it in a dry run too (read-only
-    checks only).
+    checks only); restores_service: False for steps after the service is back (re-arming
+    backups): the run's RTO ends with the last step that has it True.
     """
 
     name: str
@@ -68,6 +72,7 @@ class Step:
     action: Callable[[RunContext], Mapping[str, Any] | None]
     plan: str = ""
     dry_run: bool = False
+    restores_service: bool = True
 
 
 @dataclass
@@ -98,63 +103,11 @@ def journal_path(command: str, stack: str, override: str | Path | None = None) -
     return DEFAULT_JOURNAL_DIR / f"{stack}-{command}.json"
 
 
-class Journal:
-    """The JSON journal of one runbook run, written atomically after every step."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def load(self) -> dict[str, Any] | None:
-        if not self.path.exists():
-            return None
-        try:
-            doc = json.loads(self.path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DrctlError(
-                f"journal {self.path} is not valid JSON ({exc}); inspect it, then move it aside",
-                ExitCode.PRECONDITION_FAILED,
-            ) from None
-        if doc.get("version") != JOURNAL_VERSION:
-            raise DrctlError(
-                f"journal {self.path} has version {doc.get('version')!r}; this drctl writes "
-                f"version {JOURNAL_VERSION}",
-                ExitCode.PRECONDITION_FAILED,
-            )
-        return doc
-
-    def save(self, doc: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with tmp.open("w") as fh:
-            json.dump(doc, fh, indent=2, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-
-    def archive(self) -> Path:
-        """Move a finished journal aside so a new run can start; returns where it went."""
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        target = self.path.with_name(f"{self.path.stem}.{stamp}{self.path.suffix}")
-        os.replace(self.path, target)
-        return target
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """One run of a runbook at a time: two operators must not promote twice."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_suffix(self.path.suffix + ".lock")
-        with lock_path.open("w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DrctlError(
-                    f"another run holds {lock_path}; wait for it to finish",
-                    ExitCode.REFUSED,
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+def as_store(journal: str | Path | JournalStore | None, command: str, stack: str) -> JournalStore:
+    """A journal store from an explicit store, a file path, or the default local file."""
+    if journal is not None and not isinstance(journal, str | Path):
+        return journal
+    return LocalJournal(journal_path(command, stack, journal))
 
 
 class Runbook:
@@ -166,13 +119,13 @@ class Runbook:
         stack: str,
         steps: list[Step],
         *,
-        journal: str | Path | None = None,
+        journal: str | Path | JournalStore | None = None,
     ):
         names = [s.name for s in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"step names must be unique: {names}")
         self.command, self.stack, self.steps = command, stack, steps
-        self.journal = Journal(journal_path(command, stack, journal))
+        self.journal = as_store(journal, command, stack)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -196,9 +149,13 @@ class Runbook:
         ctx = RunContext(execute=False, options=options)
         previous = self.journal.load()
         if previous:
+            # A dry run of an unfinished run sees its run id: its read-only checks can then
+            # recognise what that run already did (a standby it promoted).
+            if previous["status"] != "completed":
+                ctx.run_id = previous.get("run_id")
             done = [s["name"] for s in previous["steps"] if s["status"] == "completed"]
             progress.print(
-                f"journal {self.journal.path}: {previous['status']}, completed: "
+                f"journal {self.journal.where}: {previous['status']}, completed: "
                 f"{', '.join(done) or 'none'}"
             )
         rows = []
@@ -215,16 +172,14 @@ class Runbook:
             else:
                 progress.print(f"{header}: would {step.plan or step.title.lower()}")
                 rows.append(_row(step, "planned", None))
-        return RunReport(
-            self.command, self.stack, "dry-run", str(self.journal.path), rows, None, False
-        )
+        return RunReport(self.command, self.stack, "dry-run", self.journal.where, rows, None, False)
 
     def _execute(self, options: dict[str, Any], fresh: bool) -> RunReport:
         doc = self.journal.load()
         if doc and fresh:
             if doc["status"] != "completed":
                 raise DrctlError(
-                    f"--fresh refused: the run in {self.journal.path} is {doc['status']}, not "
+                    f"--fresh refused: the run in {self.journal.where} is {doc['status']}, not "
                     "completed; rerun without --fresh to resume it",
                     ExitCode.REFUSED,
                 )
@@ -232,7 +187,7 @@ class Runbook:
             doc = None
         if doc and doc["status"] == "completed":
             progress.print(
-                f"already completed at {doc['finished_at']} (journal {self.journal.path}); "
+                f"already completed at {doc['finished_at']} (journal {self.journal.where}); "
                 "nothing to do. A new run needs --fresh."
             )
             rows = [{**s, "status": "done-earlier"} for s in doc["steps"]]
@@ -240,7 +195,7 @@ class Runbook:
                 self.command,
                 self.stack,
                 "already-completed",
-                str(self.journal.path),
+                self.journal.where,
                 rows,
                 doc.get("rto_s"),
                 True,
@@ -248,6 +203,7 @@ class Runbook:
         if doc is None:
             doc = {
                 "version": JOURNAL_VERSION,
+                "run_id": uuid.uuid4().hex,
                 "command": self.command,
                 "stack": self.stack,
                 "status": "running",
@@ -262,15 +218,19 @@ class Runbook:
             unknown = [s["name"] for s in doc["steps"] if s["name"] not in known]
             if unknown:
                 raise DrctlError(
-                    f"journal {self.journal.path} records steps this runbook does not have "
+                    f"journal {self.journal.where} records steps this runbook does not have "
                     f"({', '.join(unknown)}); it belongs to another version or command",
                     ExitCode.PRECONDITION_FAILED,
                 )
-            progress.print(f"resuming from journal {self.journal.path}")
+            progress.print(
+                f"resuming run {doc.get('run_id', '?')} from journal {self.journal.where}"
+            )
         doc["runs"] = doc.get("runs", 0) + 1
         doc["status"] = "running"
         records = {s["name"]: s for s in doc["steps"]}
-        ctx = RunContext(execute=True, options=options)
+        # A version-1 journal has no run id: it gets one now, kept for the rest of that run.
+        doc.setdefault("run_id", uuid.uuid4().hex)
+        ctx = RunContext(execute=True, options=options, run_id=doc["run_id"])
         for rec in doc["steps"]:
             if rec["status"] == "completed":
                 ctx.results[rec["name"]] = rec.get("result") or {}
@@ -313,13 +273,13 @@ class Runbook:
                 progress.print(f"{header}: [red]failed[/] after {rec['duration_s']:.2f}s")
                 if isinstance(exc, DrctlError):
                     raise DrctlError(
-                        f"{step.title}: {exc}. Journal: {self.journal.path}", exc.code
+                        f"{step.title}: {exc}. Journal: {self.journal.where}", exc.code
                     ) from exc
                 if not isinstance(exc, Exception):
                     raise
                 raise DrctlError(
                     f"{step.title} failed: {_describe(exc)}. Progress is in the journal "
-                    f"{self.journal.path}; fix the cause and rerun the same command to resume",
+                    f"{self.journal.where}; fix the cause and rerun the same command to resume",
                     ExitCode.STEP_FAILED,
                 ) from exc
             rec.update(
@@ -334,13 +294,16 @@ class Runbook:
             rows.append(dict(rec))
         doc["status"] = "completed"
         doc["finished_at"] = now_iso()
-        # Wall time from the first step to the last, across interrupted runs: that is how long
-        # the service was in recovery.
-        doc["rto_s"] = round(_seconds_between(doc["started_at"], doc["finished_at"]), 3)
+        # Wall time from the first step to the last one that restores service, across
+        # interrupted runs: that is how long the service was in recovery.
+        service_back = [
+            records[s.name]["finished_at"] for s in self.steps if s.restores_service
+        ] or [doc["finished_at"]]
+        doc["rto_s"] = round(_seconds_between(doc["started_at"], max(service_back)), 3)
         self.journal.save(doc)
         progress.print(f"{self.command} completed; time to recovery {doc['rto_s']:.2f}s")
         return RunReport(
-            self.command, self.stack, "completed", str(self.journal.path), rows, doc["rto_s"], True
+            self.command, self.stack, "completed", self.journal.where, rows, doc["rto_s"], True
         )
 
 

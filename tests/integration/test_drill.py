@@ -231,11 +231,12 @@ def test_archive_stalled_shows_as_lost_writes_beyond_the_rpo(runs):
     assert s["rpo_s"] > s["objectives"]["rpo_s"]  # ... which was nothing since the backup
 
 
-def test_a_restore_that_stops_short_is_caught_by_the_data_check_alone(runs):
+def test_a_restore_that_stops_short_is_refused_by_the_verified_latest(runs):
+    """pgBackRest and Postgres end such a recovery normally; drctl's restore to latest checks it
+    against the newest archived segment pgbackrest info lists and fails it (issue 11, item 9)."""
     s = runs["restore-short"].scenario("database-corruption")
-    assert s["error"] is None  # pgBackRest and Postgres reported a normal end of recovery
-    assert s["evidence"]["segments_unreadable_during_restore"]
-    assert s["data_verified"] is False and s["data"]["missing"] > 0
+    assert "a gap in the archive" in s["error"] and "must not be used" in s["error"]
+    assert s["met"] is False
 
 
 def test_a_paused_standby_is_refused_and_its_unreplayed_writes_are_missing(runs):

@@ -203,7 +203,19 @@ def test_jobs_of_the_rendered_timers_and_cron(files):
         ("systemd", "backup-diff", (1, 2)),
         ("systemd", "backup-full", (1, 2)),
         ("systemd", "backup-incr", (1, 2)),
+        # The host agents (components/pg_host_agents.py): monotonic timers, not calendars.
+        ("systemd", "lag-monitor", ()),  # the slot's wal_status to CloudWatch
+        ("systemd", "other", ()),  # the fence guard
+        ("systemd", "other", ()),  # the heartbeat
     ]
+    every = {j.source: j.every_s for j in jobs if j.every_s}
+    assert every == {
+        "systemd/platform-dr-fence-guard.timer": 30.0,
+        "systemd/platform-dr-heartbeat.timer": 5.0,
+        "systemd/platform-dr-slot-monitor.timer": 60.0,
+    }
+    # The re-arm units wait in rearm/ for a failover: not what the host runs today.
+    assert not any(j.source.startswith("rearm/") for j in jobs)
     for via in ("systemd/", "cron.d/"):
         for repo in (1, 2):
             assert art.backup_gaps(jobs, repo, via) == {"full": 604800, "diff": 86400, "incr": 3600}

@@ -22,6 +22,8 @@ OBJ = {"regions": {"primary": "us-east-1", "dr": "us-west-2", "third": "eu-west-
 T = rules.POSTGRES_BACKUP_TYPE
 CONF = "postgresql/conf.d/pgbackrest-archiving.conf"
 PGBR = "pgbackrest/pgbackrest.conf"
+GOVERNOR_CONF = "platform-dr/primary/rpo_governor.json"
+GOVERNOR_UNIT = "systemd/platform-dr-rpo-governor.service"
 
 
 def _r(type_, name, **props):
@@ -47,6 +49,21 @@ def _with_file(resources, path, old, new):
     return out
 
 
+def _without_governor(resources):
+    """The host files without the RPO governor: WAL archiving is the only enforced bound."""
+    out = []
+    for r in resources:
+        if r.type == T:
+            files = {
+                k: v
+                for k, v in r.props["artefacts"].items()
+                if k not in (GOVERNOR_CONF, GOVERNOR_UNIT)
+            }
+            r = dataclasses.replace(r, props={**r.props, "artefacts": files})
+        out.append(r)
+    return out
+
+
 def _without_standby(resources):
     """No DR standby: the failover refusal is gone, WAL archiving is all that is left."""
     return [r for r in resources if r.type != rules.DR_STANDBY_TYPE]
@@ -62,10 +79,16 @@ def _database(resources):
 def test_self_managed_bound_comes_from_the_rendered_files():
     mechanism, critical = _database(_evaluated())
     assert mechanism.problems == [] and mechanism.rpo_s == 360
-    [archive] = mechanism.bounds
+    archive, governor = mechanism.bounds
     assert archive.kind == "archive" and archive.enforced and archive.loss_s == 360
+    # The RPO governor: synchronous commit to the DR standby past RPO/2 (+ one 1 s tick).
+    assert governor.kind == "synchronous" and governor.enforced and governor.loss_s == 451
+    assert "platform-dr-rpo-governor.service" in governor.via and "dr_standby" in governor.via
     assert "repo2 in us-west-2" in archive.via and "archive_timeout 5 min" in archive.via
     assert "object lock COMPLIANCE 14 d" in mechanism.description
+    assert "after a failover: re-armed to repo1 us-west-2 (all in us-west-2: set rearmRegion" in (
+        mechanism.description
+    )
     assert critical.met and critical.datasets["database"] == 360
 
 
@@ -79,7 +102,10 @@ def test_rendered_bound_equals_the_pgbackrest_derivation(rpo):
 def test_archive_timeout_3600_in_the_rendered_conf_changes_the_verdict():
     """The review's case: only the host's postgresql.conf changes, not the component."""
     changed = _with_file(
-        _evaluated(), CONF, "archive_timeout = '300s'", "archive_timeout = '3600s'"
+        _without_governor(_evaluated()),
+        CONF,
+        "archive_timeout = '300s'",
+        "archive_timeout = '3600s'",
     )
     mechanism, critical = _database(changed)
     assert mechanism.rpo_s == 3660
@@ -95,8 +121,36 @@ def test_push_timeout_in_the_rendered_pgbackrest_conf_changes_the_bound():
     changed = _with_file(
         _evaluated(), PGBR, "[global:archive-push]", "[global:archive-push]\narchive-timeout=900"
     )
-    mechanism, critical = _database(_without_standby(changed))
+    mechanism, critical = _database(_without_governor(_without_standby(changed)))
     assert mechanism.rpo_s == 1200 and not critical.met
+
+
+def test_the_rpo_governor_enforces_the_bound_the_archive_alone_would_miss():
+    slow = _with_file(_evaluated(), CONF, "archive_timeout = '300s'", "archive_timeout = '3600s'")
+    mechanism, critical = _database(slow)
+    assert mechanism.rpo_s == 451 and critical.met and critical.datasets["database"] == 451
+    # The governor's NOT-MET case: the same host without it.
+    assert not _database(_without_governor(slow))[1].met
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "needle"),
+    [
+        (GOVERNOR_UNIT, "Restart=always", "Restart=no", "no Restart=always"),
+        (GOVERNOR_CONF, '"sync_commit": "remote_apply"', '"sync_commit": "local"', "does not wait"),
+        (
+            GOVERNOR_CONF,
+            '"application_name": "dr_standby"',
+            '"application_name": "nearby"',
+            "waits for 'nearby', not the DR standby",
+        ),
+        (GOVERNOR_CONF, '"engage_lag_s": 450.0', '"engage_lag_s": 0', "positive numbers"),
+    ],
+)
+def test_a_broken_governor_is_a_problem_and_no_bound(path, old, new, needle):
+    mechanism, critical = _database(_with_file(_evaluated(), path, old, new))
+    assert any(needle in p for p in mechanism.problems), mechanism.problems
+    assert [b.kind for b in mechanism.bounds] == ["archive"] and not critical.met
 
 
 @pytest.mark.parametrize(
@@ -134,7 +188,7 @@ def test_a_synchronous_dr_standby_is_an_enforced_bound_of_zero():
         "max_wal_senders",
         "synchronous_standby_names = 'dr_standby'\nmax_wal_senders",
     )
-    mechanism, _ = _database(changed)
+    mechanism, _ = _database(_without_governor(changed))
     assert [b.kind for b in mechanism.bounds] == ["archive", "synchronous"]
     assert mechanism.rpo_s == 0 and "commits wait" in mechanism.bounds[1].holds_while
     # A quorum another standby can satisfy bounds nothing across regions.
@@ -144,7 +198,7 @@ def test_a_synchronous_dr_standby_is_an_enforced_bound_of_zero():
         "max_wal_senders",
         "synchronous_standby_names = 'ANY 1 (dr_standby, local)'\nmax_wal_senders",
     )
-    assert _database(quorum)[0].rpo_s == 360
+    assert _database(_without_governor(quorum))[0].rpo_s == 360
 
 
 def test_self_managed_object_lock_and_buckets():

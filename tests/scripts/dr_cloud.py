@@ -25,6 +25,7 @@ PRIMARY, DR = "us-east-1", "us-west-2"
 NAMESPACE = "platform-dr/prod"
 SECRETS = ("api/payments", "integrations/cdn")
 REPO2 = "prod-pgbackrest-repo2-us-west-2"
+CONTROL = "drctl-control-us-west-2"
 
 
 class MotoCloud:
@@ -133,6 +134,8 @@ class Seeded:
     secret_arns_dr: list[str]
     replica_identifier: str | None = None
     source_arn: str | None = None
+    control_bucket: str | None = None
+    primary_security_group: str | None = None
 
 
 def seed(
@@ -142,6 +145,7 @@ def seed(
     standby_endpoint: str,
     rds: bool = False,
     dr_backup: bool = True,
+    control: bool = False,
 ) -> Seeded:
     """What DrStandby, PostgresBackup and SecretsBackup would have created in the account."""
     r53 = cloud.client("route53", ROUTE53_REGION)
@@ -190,8 +194,34 @@ def seed(
     ]
 
     seeded = Seeded(zone_id, check, sorted(arns))
+    if control:
+        # FailoverControl: the lease and the shared journals, in the DR region.
+        s3 = cloud.client("s3", DR)
+        s3.create_bucket(Bucket=CONTROL, CreateBucketConfiguration={"LocationConstraint": DR})
+        s3.put_bucket_versioning(Bucket=CONTROL, VersioningConfiguration={"Status": "Enabled"})
+        seeded.control_bucket = CONTROL
     if rds:
         rds_p, rds_dr = cloud.client("rds", PRIMARY), cloud.client("rds", DR)
+        ec2 = cloud.client("ec2", PRIMARY)
+        group = ec2.create_security_group(GroupName="db", Description="primary database")
+        ec2.authorize_security_group_ingress(
+            GroupId=group["GroupId"],
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 5432,
+                    "ToPort": 5432,
+                    "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+                },
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+                },
+            ],
+        )
+        seeded.primary_security_group = group["GroupId"]
         source = rds_p.create_db_instance(
             DBInstanceIdentifier="platform-dr-prod",
             Engine="postgres",
@@ -200,6 +230,7 @@ def seed(
             MasterUserPassword="not-a-real-password",
             AllocatedStorage=20,
             BackupRetentionPeriod=1,
+            VpcSecurityGroupIds=[group["GroupId"]],
         )["DBInstance"]
         rds_dr.create_db_instance_read_replica(
             DBInstanceIdentifier="dr-standby-replica",
@@ -237,7 +268,9 @@ def replica_lag(cloud: MotoCloud, seconds: float, identifier: str = "dr-standby-
 
 def outputs_for(seeded: Seeded, *, backend: str, primary: str, standby: str) -> dict[str, Any]:
     """Stack outputs shaped like __main__.py exports them."""
+    control = {"failoverControl": {"bucket": seeded.control_bucket, "region": DR}}
     return {
+        **(control if seeded.control_bucket else {}),
         "drStandby": {
             "backend": backend,
             "mode": "warm-standby",

@@ -8,6 +8,7 @@ request against the real service model and asserts the exact SecretId.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import replace
 
@@ -16,6 +17,9 @@ from typer.testing import CliRunner
 
 from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
+from scripts.dataops.database import redact, split_password
+from scripts.dataops.hosts import DbNode, LocalHost
+from scripts.runbooks import failback as fb
 from scripts.runbooks import failover as fo
 from tests.scripts.dr_cloud import (
     DR,
@@ -89,7 +93,18 @@ def test_rds_failover_promotes_switches_secrets_config_and_dns(world):
         "switch-config",
         "switch-dns",
         "validate",
+        "rearm",
     ]
+    # The promoted RDS instance keeps automated backups: re-arming is checking they are on.
+    assert steps["rearm"]["result"] == {"automated_backups_retention_days": 7}
+    # The runbook's RTO ends when service is back (validate), not after re-arming.
+    assert (
+        doc["rto_s"]
+        <= (
+            dt.datetime.fromisoformat(steps["validate"]["finished_at"])
+            - dt.datetime.fromisoformat(doc["started_at"])
+        ).total_seconds()
+    )
     assert steps["assess"]["result"]["lag_s"] == 3.0 and steps["assess"]["result"]["within_rpo"]
     assert steps["switch-dns"]["result"]["previous"]["records"] == [PRIMARY_HOST]
     assert steps["switch-config"]["result"]["secrets"]["promoted"] == [
@@ -169,7 +184,7 @@ def test_an_interrupted_failover_resumes_and_a_finished_one_changes_nothing(worl
     assert primary_record(cloud, plan)["ResourceRecords"] == [{"Value": PRIMARY_HOST}]
 
     report = _run(plan, aws, journal)  # the outage is over
-    assert [s["status"] for s in report.steps] == ["done-earlier"] * 4 + ["completed"] * 2
+    assert [s["status"] for s in report.steps] == ["done-earlier"] * 4 + ["completed"] * 3
     assert primary_record(cloud, plan)["ResourceRecords"] == [{"Value": REPLICA_HOST}]
 
     # Someone edits the record by hand; rerunning the finished failover must not touch it.
@@ -190,7 +205,7 @@ def test_dry_run_assesses_only(world):
     cloud, _, _, plan, aws, journal = world
     replica_lag(cloud, 2.0)
     report = fo.run_failover(plan, aws, fo.Connections(), execute=False, yes=False, journal=journal)
-    assert [s["status"] for s in report.steps] == ["checked"] + ["planned"] * 5
+    assert [s["status"] for s in report.steps] == ["checked"] + ["planned"] * 6
     assert report.steps[0]["result"]["lag_s"] == 2.0
     assert not journal.exists()
     assert primary_record(cloud, plan)["ResourceRecords"] == [{"Value": PRIMARY_HOST}]
@@ -241,10 +256,9 @@ def test_lag_rule_is_strict_about_unknowns():
 
 def test_failback_is_not_automated_for_rds_and_says_so(world):
     _, _, _, plan, aws, journal = world
+    nodes = fb.FailbackNodes(DbNode(LocalHost(), "/nonexistent"), DbNode(LocalHost(), "/x"))
     with pytest.raises(DrctlError) as raised:
-        fo.run_failback(
-            plan, aws, fo.Connections(), None, execute=False, yes=False, journal=journal
-        )
+        fb.run_failback(plan, aws, nodes, app_dsn=None, execute=False, yes=False, journal=journal)
     assert raised.value.code == ExitCode.PRECONDITION_FAILED
     assert "self-managed backend only" in str(raised.value)
 
@@ -270,9 +284,9 @@ def test_pilot_light_rds_standby_is_scaled_to_the_full_class_on_promotion(world)
 
 
 def test_passwords_never_reach_a_command_line_or_a_message():
-    conninfo, env = fo.split_password("postgresql://repl:s3cret@db.internal:5433/postgres")
+    conninfo, env = split_password("postgresql://repl:s3cret@db.internal:5433/postgres")
     assert "s3cret" not in conninfo and env == {"PGPASSWORD": "s3cret"}
     assert "host=db.internal" in conninfo and "port=5433" in conninfo
-    plain, no_env = fo.split_password("host=x user=y")
+    plain, no_env = split_password("host=x user=y")
     assert sorted(plain.split()) == ["host=x", "user=y"] and no_env == {}
-    assert fo.redact("postgresql://repl:s3cret@db.internal:5433/app") == "db.internal:5433/app"
+    assert redact("postgresql://repl:s3cret@db.internal:5433/app") == "db.internal:5433/app"

@@ -171,6 +171,7 @@ class World:
                 Tags=[{"Key": "backup-class", "Value": "critical"}],
             )
             self.outputs["secretArns"][name][PRIMARY] = created["ARN"]
+        self._failover_readiness()
         for region in (PRIMARY, DR):
             for name in self.outputs["configParameterNames"]:
                 self.client("ssm", region).put_parameter(
@@ -195,6 +196,26 @@ class World:
             Path="/aws-service-role/reports.backup.amazonaws.com/",
             AssumeRolePolicyDocument="{}",
         )
+
+    def _failover_readiness(self):
+        """The cipher passphrase with its DR replica, and a lease a guard just renewed."""
+        from components.failover_control import lease_key
+        from components.postgres_backup import cipher_secret_name
+
+        created = self.client("secretsmanager", PRIMARY).create_secret(
+            Name=cipher_secret_name(self.objectives),
+            SecretString="not printed",
+            AddReplicaRegions=[{"Region": DR}],
+        )
+        self.outputs["database"]["cipherSecretArns"] = {
+            PRIMARY: created["ARN"],
+            DR: created["ARN"].replace(f":{PRIMARY}:", f":{DR}:"),
+        }
+        bucket = self.outputs["failoverControl"]["bucket"]
+        s3 = self.client("s3", DR)
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": DR})
+        lease = {"epoch": 1, "holder": PRIMARY, "ttl_s": 180, "renewed_at": "now"}
+        s3.put_object(Bucket=bucket, Key=lease_key("prod"), Body=json.dumps(lease).encode())
 
     def put_replication(self, dataset, regions):
         """The rules the program declares for ``regions``, as GetBucketReplication returns
@@ -392,6 +413,8 @@ def test_healthy_prod_passes_every_check(world):
         "secret-replica",
         "config-in-sync",
         "vault-lock",
+        "cipher-passphrase-dr",
+        "fence-lease",
         "aws-config-recording",
         "backup-reports-role",
         "backup-opt-in",

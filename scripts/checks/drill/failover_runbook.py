@@ -5,7 +5,11 @@ functions (``load_plan``, ``run_failover``, ``Connections``), with moto for AWS 
 DSNs. Only two things are the drill's: the plan's RPO/RTO are the *scaled* objectives (so the
 runbook's lag check judges scaled lag against a scaled RPO), and the step times are read back
 from the runbook's own journal, so a refused or failed run still shows what it did and when.
-When the runbook's interface changes, this module is what follows it.
+Validation writes as the application's own role (``app_conninfo``, never a superuser). The
+drill's lost host runs no fence guard (the guard is proven by tests/integration/
+test_failover_pg.py), so the drill tells the runbook what an operator would after powering the
+host off: ``accept_unfenced``. When the runbook's interface changes, this module is what follows
+it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ PHASE_OF_STEP = {
     "switch-config": "config",
     "switch-dns": "dns",
     "validate": "validate",
+    "rearm": "verify",  # backups re-armed on the promoted primary: after the service is back
 }
 
 
@@ -73,6 +78,7 @@ def run_failover_runbook(
     rpo_s: float,
     rto_s: float,
     journal: Path,
+    app_conninfo: str,
     samples: tuple[str, ...] = ("public.ledger",),
 ) -> RunbookOutcome:
     """Run the failover runbook to completion or to its first refusal/failure."""
@@ -84,9 +90,10 @@ def run_failover_runbook(
         run_failover(
             plan,
             aws,
-            Connections(primary_conninfo, standby_conninfo),
+            Connections(primary_conninfo, standby_conninfo, app_conninfo),
             execute=True,
             yes=True,
+            accept_unfenced=True,
             samples=samples,
             journal=journal,
         )

@@ -39,7 +39,8 @@ FAULTS: tuple[Fault, ...] = (
         "database-corruption",
         "the WAL segments repo2 archived after the backup cannot be read while the restore "
         "replays, so recovery ends early; Postgres and pgBackRest report a normal end",
-        "writes the archive promised are missing: data not verified",
+        "the restore to latest stops before the newest archived WAL pgbackrest info lists: "
+        "refused, the copy must not be used",
     ),
     Fault(
         "replay-paused",

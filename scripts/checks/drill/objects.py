@@ -91,7 +91,7 @@ def _validate(ctx: DrillContext, s3: Any, bucket: str, as_of: dt.datetime | None
 
     with ctx.step("validate: a fresh recovery plan (read-only) lists what is left", "validate"):
         pending = len(plan_recovery(s3, bucket, "audio/", as_of).pending())
-    ctx.service_back(time.time())
+    ctx.service_back(ctx.last_step_end())
     return pending
 
 

@@ -22,6 +22,7 @@ from scripts.checks.drill.failover_runbook import run_failover_runbook
 from scripts.checks.drill.model import ScenarioResult, Write
 from scripts.checks.drill.monitor import CachingResolver, FailoverAuthority, HealthMonitor
 from scripts.checks.drill.platform import (
+    APP_ROLE,
     STACK,
     DrillContext,
     PgSite,
@@ -177,6 +178,7 @@ def scenario_outage(ctx: DrillContext, result: ScenarioResult) -> None:
         rpo_s=ctx.scaled_rpo("critical"),
         rto_s=ctx.scaled_rto("critical"),
         journal=ctx.workdir / "failover-journal.json",
+        app_conninfo=site.standby.conninfo("app", user=APP_ROLE),
     )
     for title, phase, start, end in outcome.step_times():
         ctx.add_step(title, phase, start, end)

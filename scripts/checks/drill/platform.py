@@ -34,6 +34,7 @@ from scripts.common import DrctlError, progress
 
 STACK = "prod"  # the drill measures against prod's declared objectives and mechanisms
 SEED_ROWS = 5000
+APP_ROLE = "drill_app"  # not a superuser: what the failover validation writes as
 LOAD_RPO_FACTOR = 1.25  # database write load before the failure, in scaled critical RPOs
 WAL_SEGMENT_BYTES = 16 * 1024 * 1024
 # The observer reads the old primary's pg_wal after the failure; keep it all (recovery never
@@ -113,6 +114,10 @@ class DrillContext:
 
     def service_back(self, at: float) -> None:
         self.service_back_at = at
+
+    def last_step_end(self) -> float:
+        """When the step just recorded ended (the service is back at its end, not later)."""
+        return self._steps[-1][3]
 
     # -- scaled objectives and load -------------------------------------------------------------
 
@@ -198,6 +203,9 @@ class PgSite:
             "written_at timestamptz not null default clock_timestamp())",
             dbname="app",
         )
+        # The application's own role: the failover runbook validates by writing as it.
+        self.primary.execute(f"create role {APP_ROLE} login nosuperuser")
+        self.primary.execute(f"grant all on ledger to {APP_ROLE}", dbname="app")
         rows = [(i, secrets.token_hex(12)) for i in range(1, SEED_ROWS + 1)]
         sent = time.time()
         with self.primary.connect("app") as conn, conn.cursor() as cur:

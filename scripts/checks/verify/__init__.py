@@ -15,6 +15,7 @@ its area:
 - replication.py: every live S3 replication rule field by field against the program's, and its
   CloudWatch metrics against the class RPO;
 - config.py: Secrets Manager replicas InSync; SSM config equal in the primary and DR regions;
+- failover.py: the pgBackRest cipher passphrase's DR copy, and the fence lease held and renewed.
 - prerequisites.py: what the stack cannot create itself, one line each (AWS Config recording of
   the Backup types, the Backup reports role, Backup opt-in per vault region, the primary probe).
 
@@ -41,6 +42,7 @@ from scripts.checks.verify.database import (
     PgBackRestSource,
     pgbackrest_checks,
 )
+from scripts.checks.verify.failover import CIPHER_PASSPHRASE, FENCE_LEASE
 from scripts.checks.verify.model import (
     Check,
     CheckGroup,
@@ -63,6 +65,8 @@ CHECKS: list[CheckGroup] = [
     SECRET_REPLICAS,
     CONFIG_IN_SYNC,
     VAULT_LOCKS,
+    CIPHER_PASSPHRASE,
+    FENCE_LEASE,
     PREREQUISITES,
 ]
 
