@@ -11,6 +11,7 @@ import pulumi_postgresql as postgresql
 from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
+from components.inventory import InventoriedDataset, ObjectInventory, ObjectInventoryArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.postgres_backup import (
     PostgresBackup,
@@ -80,6 +81,19 @@ for dataset, data_class, profile in FILE_DATA:
             legacy_key_arns=legacy_keys,
         ),
     )
+
+# A daily S3 Inventory of every copy of the file data, and the Athena/Glue catalog and Batch
+# Operations roles that audit and repair the copies at any object count (docs/audit.md).
+inventory = ObjectInventory(
+    "inventory",
+    ObjectInventoryArgs(
+        objectives=objectives,
+        datasets=[
+            InventoriedDataset(dataset, data_class, buckets[dataset], component=dataset)
+            for dataset, data_class, _ in FILE_DATA
+        ],
+    ),
+)
 
 # App secrets and config in the primary and DR regions, plus the config snapshot bucket.
 secrets = SecretsBackup(
@@ -175,6 +189,7 @@ pulumi.export("databaseArtefacts", database.artefacts)
 pulumi.export("buckets", {d: b.bucket_names for d, b in buckets.items()})
 pulumi.export("bucketArns", {d: b.bucket_arns for d, b in buckets.items()})
 pulumi.export("bucketKeyArns", {d: b.key_arns for d, b in buckets.items()})
+pulumi.export("inventory", inventory.outputs)
 pulumi.export("backupVaultNames", backup.vault_names)
 pulumi.export("backupVaultArns", backup.vault_arns)
 pulumi.export("backupPlanIds", backup.plan_ids)

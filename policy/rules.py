@@ -878,3 +878,13 @@ RESOURCE_RULES += [
         rds_backup_copy_encrypted,
     ),
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS semantics of the object-scale audit (S3 Inventory, Athena, Glue): policy/inventory_rules.py
+# adds its resource rules and its mechanism extractor to the registries above.
+
+if __package__:
+    from . import inventory_rules  # noqa: E402,F401
+else:  # pragma: no cover - exercised by the subprocess test of the real pack
+    import inventory_rules  # type: ignore[no-redef]  # noqa: E402,F401
