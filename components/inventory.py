@@ -81,6 +81,12 @@ def report_prefix(source_bucket: str, config: str) -> str:
     return f"{INVENTORY_PREFIX}/{source_bucket}/{config}/"
 
 
+# The report folders S3 writes (S3 User Guide, "Locating your inventory list"): one per report,
+# named by the time the scan started, and a Hive partition per report for Athena.
+SNAPSHOT_FOLDER_FORMAT = "%Y-%m-%dT%H-%MZ"  # <prefix>/<source>/<config>/2016-11-06T21-32Z/
+HIVE_PARTITION_FORMAT = "%Y-%m-%d-%H-%M"  # <prefix>/<source>/<config>/hive/dt=2016-11-06-21-32/
+
+
 def table_name(dataset: str, region: str) -> str:
     return f"{dataset}_{region}".replace("-", "_")
 

@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "scripts.checks.posture",
     "scripts.checks.verify",
     "scripts.checks.drill",
+    "scripts.checks.audit",  # audit replication
     "scripts.dataops.backup",  # backup, restore
     "scripts.dataops.object_recovery",  # restore-objects
     "scripts.dataops.config_sync",  # config export | import | diff
