@@ -75,11 +75,21 @@ class EngineResult:
     queries: list[str] = field(default_factory=list)  # execution ids (Athena)
 
 
+# A copy whose report lists no file (an empty bucket) reads as no rows of the same types.
+_NO_ROWS = (
+    "(SELECT CAST(NULL AS VARCHAR) AS key, CAST(NULL AS VARCHAR) AS version_id, "
+    "CAST(NULL AS BOOLEAN) AS is_delete_marker, CAST(NULL AS BIGINT) AS size, "
+    "CAST(NULL AS TIMESTAMPTZ) AS last_modified_date, CAST(NULL AS VARCHAR) AS e_tag, "
+    "CAST(NULL AS VARCHAR) AS storage_class, CAST(NULL AS VARCHAR) AS replication_status, "
+    "CAST(NULL AS VARCHAR) AS checksum_algorithm WHERE false)"
+)
+
+
 def _view_sql(plan: AuditPlan, files: dict[str, list[Path]]) -> str:
     parts = []
     for copy in plan.copies:
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files[copy.region])
-        relation = f"read_parquet([{listed}])"
+        relation = f"read_parquet([{listed}])" if listed else _NO_ROWS
         parts.append(sql.copy_select(copy.region, copy.is_source, relation))
     return "CREATE OR REPLACE TEMP VIEW reports AS\n" + "\nUNION ALL\n".join(parts)
 

@@ -1,0 +1,72 @@
+"""Shared by the audit and repair tests: prod's declared inventory, with reports in moto's S3.
+
+The bucket names, configuration id and prefixes are the ones the real prod program declares
+(``prod.outputs["inventory"]``, evaluated under Pulumi mocks); the reports are written by
+scripts/local/inventory.py exactly as S3 Inventory delivers them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from scripts.local.inventory import Copy, Injections, Synthetic, synthesize
+
+DATASET = "creator-audio"
+REPORT_TIME = dt.datetime(2026, 3, 1, 1, 0, tzinfo=dt.UTC)  # a Sunday in the middle of winter
+
+
+def s3_clients(boto3_module, regions) -> dict[str, Any]:
+    return {r: boto3_module.client("s3", region_name=r) for r in regions}
+
+
+def create_buckets(clients: Mapping[str, Any], inventory: Mapping[str, Any]) -> None:
+    """Every inventory bucket and every copy of the dataset, versioned, in its region."""
+    for region, client in clients.items():
+        names = [inventory["buckets"][region], inventory["datasets"][DATASET]["copies"][region]]
+        for name in names:
+            config = {} if region == "us-east-1" else {"LocationConstraint": region}
+            client.create_bucket(Bucket=name, CreateBucketConfiguration=config)
+            client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def copies_of(inventory: Mapping[str, Any], minutes_apart: int = 20) -> list[Copy]:
+    entry = inventory["datasets"][DATASET]
+    source = entry["primaryRegion"]
+    regions = [source, *[r for r in entry["copies"] if r != source]]
+    return [
+        Copy(
+            region,
+            entry["copies"][region],
+            inventory["buckets"][region],
+            REPORT_TIME + dt.timedelta(minutes=minutes_apart * i),
+        )
+        for i, region in enumerate(regions)
+    ]
+
+
+def write_reports(
+    clients: Mapping[str, Any],
+    inventory: Mapping[str, Any],
+    objects: int = 3000,
+    injections: Injections | None = None,
+    copies: list[Copy] | None = None,
+    rpo_s: int = 900,
+) -> Synthetic:
+    region_of = {inventory["buckets"][r]: r for r in clients}
+
+    def put(bucket: str, key: str, data: bytes) -> None:
+        clients[region_of[bucket]].put_object(Bucket=bucket, Key=key, Body=data)
+
+    entry = inventory["datasets"][DATASET]
+    return synthesize(
+        put,
+        copies or copies_of(inventory),
+        objects,
+        config=inventory["configId"],
+        rpo_s=rpo_s,
+        noncurrent_days=int(entry["noncurrentExpiryDays"]),
+        injections=injections,
+        rows_per_file=1500,  # several data files per report, as S3 writes for big buckets
+    )
