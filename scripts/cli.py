@@ -43,6 +43,7 @@ COMMAND_MODULES = [
     "scripts.dataops.render",
     "scripts.runbooks.failover",  # failover, failback
     "scripts.runbooks.rebuild",
+    "scripts.runbooks.repair",  # repair replication
     "scripts.dataops.supabase",
 ]
 
