@@ -151,10 +151,12 @@ class Injections:
     only_in_replica: int = 2
     failed: int = 3  # source status FAILED, the version missing in the first replica
     pending: int = 2  # source status PENDING for longer than the RPO, in no replica
+    archived: int = 1  # missing in the first replica, in Deep Archive at the source
     # Not discrepancies (the audit must stay quiet about them):
     recent: int = 4  # written after the settled cutoff, only in the source so far
     expiring: int = 2  # noncurrent for longer than lifecycle keeps it, gone from one replica
     class_differs: int = 3  # a replica transitioned to another storage class first
+    # (``archived`` is a discrepancy, but not one Batch Replication can repair: Synthetic.quiet)
 
 
 @dataclass
@@ -207,7 +209,7 @@ SELECT
     CASE WHEN marker THEN NULL
          ELSE coalesce(e_tag_set, md5('e' || $seed || ':' || o || ':' || rank)) END AS e_tag,
     CASE WHEN marker THEN NULL WHEN class_set IS NOT NULL THEN class_set
-         WHEN h % 100 = 0 THEN 'DEEP_ARCHIVE' WHEN h % 20 = 1 THEN 'GLACIER_IR'
+         WHEN o % 97 = 5 THEN 'DEEP_ARCHIVE' WHEN o % 19 = 1 THEN 'GLACIER_IR'
          ELSE 'STANDARD' END AS storage_class,
     CASE WHEN marker THEN NULL ELSE 100000 + h % 50000000 > 16777216 END AS is_multipart_uploaded,
     coalesce(status_set, $status) AS replication_status,
@@ -273,8 +275,12 @@ def synthesize(
     synthetic = Synthetic(copies, {})
     quiet = synthetic.quiet
 
-    # Plain objects (one version, no marker) to change, and two-version objects for "expiring".
-    plain = (o for o in range(1, objects, max(1, objects // 997)) if o % 10 and o % 50 != 3)
+    # Plain objects (one version, no marker, not archived) to change, spread over the key space.
+    plain = (
+        o
+        for o in range(1, objects, max(1, objects // 997))
+        if o % 10 and o % 50 != 3 and o % 97 != 5
+    )
 
     def take(count: int) -> list[int]:
         chosen = []
@@ -317,6 +323,11 @@ def synthesize(
         for replica in replicas:
             changes[replica.region][(obj, 0)] = {"drop_row": True}
             find(replica.region, obj, 0, "missing")
+    archived = [o for o in range(5, objects, 97) if o % 10 and o % 50 != 3][: inject.archived]
+    for obj in archived if replicas else ():
+        changes[replicas[0].region][(obj, 0)] = {"drop_row": True}
+        find(replicas[0].region, obj, 0, "missing")
+        quiet.setdefault("archived", set()).add((key_of(obj), version_of(seed, obj, 0)))
     # Noncurrent for a day longer than lifecycle keeps it: expired in one replica already.
     expiring = [o for o in range(10, objects, 10) if o % 50 != 3][: inject.expiring]
     for obj in expiring:

@@ -14,6 +14,21 @@ from typing import Any
 from scripts.local.inventory import Copy, Injections, Synthetic, synthesize
 
 DATASET = "creator-audio"
+# No discrepancy at all, but the differences the audit must not report (recent writes, expiring
+# versions, storage classes); and nothing injected whatsoever.
+AGREE = Injections(
+    missing=0,
+    size_differs=0,
+    etag_differs=0,
+    checksum_differs=0,
+    only_in_replica=0,
+    failed=0,
+    pending=0,
+    archived=0,
+)
+NOTHING = Injections(
+    **{**AGREE.__dict__, "recent": 0, "expiring": 0, "class_differs": 0},
+)
 REPORT_TIME = dt.datetime(2026, 3, 1, 1, 0, tzinfo=dt.UTC)  # a Sunday in the middle of winter
 
 

@@ -23,9 +23,11 @@ from scripts.checks.audit.engines import LocalEngine
 from scripts.cli import app
 from scripts.dataops.inventory_store import S3Store
 from scripts.local.evaluate import read_stack_config
-from scripts.local.inventory import Injections, write_report
+from scripts.local.inventory import write_report
 from tests.scripts.inventory_fixtures import (
+    AGREE,
     DATASET,
+    NOTHING,
     copies_of,
     create_buckets,
     s3_clients,
@@ -125,15 +127,7 @@ def test_the_prefilter_changes_nothing_it_only_narrows(aws, inventory, objective
 
 def test_copies_that_agree_pass(aws, inventory, objectives, prod, tmp_path):
     create_buckets(aws, inventory)
-    clean = Injections(
-        missing=0,
-        size_differs=0,
-        etag_differs=0,
-        checksum_differs=0,
-        only_in_replica=0,
-        failed=0,
-        pending=0,
-    )
+    clean = AGREE
     write_reports(aws, inventory, injections=clean)
     (audit,) = run(aws, objectives, prod, tmp_path)
     assert audit.discrepancies == 0 and audit.expiring == clean.expiring
@@ -145,18 +139,7 @@ def test_a_new_empty_copy_is_missing_every_settled_version(
     """The rebuild case: the new third region holds nothing yet; the pre-filter steps aside."""
     create_buckets(aws, inventory)
     copies = copies_of(inventory)
-    quiet = Injections(
-        missing=0,
-        size_differs=0,
-        etag_differs=0,
-        checksum_differs=0,
-        only_in_replica=0,
-        failed=0,
-        pending=0,
-        expiring=0,
-        class_differs=0,
-        recent=0,
-    )
+    quiet = NOTHING
     synthetic = write_reports(aws, inventory, objects=600, injections=quiet, copies=copies[:2])
     third = copies[2]
     write_report(
@@ -202,25 +185,14 @@ def test_cli_exits_1_on_discrepancies_with_counts_per_region_and_kind(
     (dataset,) = report["datasets"]
     assert report["discrepancies"] == len(synthetic.expected) == dataset["discrepancies"]
     assert dataset["counts"]["eu-west-1"]["missing"] == 5 + 2  # injected, plus pending
-    assert dataset["counts"]["us-west-2"]["missing"] == 5 + 3 + 2  # plus failed, plus pending
+    # plus failed, plus pending, plus the archived one
+    assert dataset["counts"]["us-west-2"]["missing"] == 5 + 3 + 2 + 1
     assert len(dataset["findings"]) == 5 and dataset["class"] == "critical"
 
 
 def test_cli_exits_0_when_the_copies_agree_and_says_so(aws, inventory, prod, tmp_path):
     create_buckets(aws, inventory)
-    write_reports(
-        aws,
-        inventory,
-        injections=Injections(
-            missing=0,
-            size_differs=0,
-            etag_differs=0,
-            checksum_differs=0,
-            only_in_replica=0,
-            failed=0,
-            pending=0,
-        ),
-    )
+    write_reports(aws, inventory, injections=AGREE)
     result = _cli(tmp_path, prod)
     assert result.exit_code == 0, result.output
     assert "copies agree" in result.stdout
