@@ -217,6 +217,45 @@ def repair_steps(
     ]
 
 
+def fill_jobs(
+    stack: str,
+    outputs: Mapping[str, Any],
+    client_for: Callable[[str, str], Any],
+    stamp: Callable[[], str] = batch_jobs.stamp,
+) -> dict[str, Any]:
+    """One Batch Replication job per dataset over a manifest S3 generates from the replication
+    configuration: every eligible version of the new primary copy, replicas included (a rebuilt
+    primary holds the old primary's replicas), to the destinations it now replicates to. What
+    ``drctl rebuild`` uses to fill the new third region; archived versions are filtered out (S3
+    refuses them) and show up in the next audit."""
+    inventory = outputs.get("inventory") or {}
+    role = inventory.get("batchReplicationRoleArn")
+    if not role or not inventory.get("datasets"):
+        raise DrctlError(
+            f"stack {stack} exports no inventory with a Batch Replication role: nothing can fill "
+            "its new copies",
+            ExitCode.PRECONDITION_FAILED,
+        )
+    when = stamp()
+    created = {}
+    for dataset, entry in sorted(inventory["datasets"].items()):
+        region = entry["primaryRegion"]
+        prefix = inventory["batchPrefix"]
+        request = batch_jobs.replication_job(
+            role_arn=role,
+            source_bucket=entry["copies"][region],
+            generated_manifest_prefix=f"{prefix}/manifests/rebuild/{dataset}/{when}",
+            report_bucket=inventory["buckets"][region],
+            report_prefix=f"{prefix}/reports/rebuild/{dataset}",
+            description=f"drctl rebuild {stack}: copy every existing {dataset} object to the "
+            "new replicas",
+        )
+        job_id = batch_jobs.create_job(client_for("s3control", region), request)
+        progress.print(f"    {dataset}: Batch Replication job {job_id} in {region}")
+        created[dataset] = {"job_id": job_id, "region": region, "account": request["AccountId"]}
+    return created
+
+
 def run_repair(
     stack: str,
     objectives: Objectives,
