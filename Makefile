@@ -52,6 +52,7 @@ docs: setup
 
 bench: setup
 	$(PY) bench/restore.py
+	$(PY) bench/inventory.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache *.egg-info evidence
