@@ -264,34 +264,17 @@ class BatchRoles(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BatchRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        trust = service_trust_policy(BATCH_SERVICE)
 
-        replication = aws.iam.Role(
-            f"{name}-replication",
-            description="S3 Batch Replication of the datasets' primary copies (drctl repair)",
-            assume_role_policy=trust,
-            tags=dict(args.tags),
-            opts=child,
-        )
         primaries = [d.bucket_arns[d.primary_region] for d in args.datasets]
         regions = {d.primary_region for d in args.datasets}
         primary = sorted(regions)[0] if regions else next(iter(args.store_arns))
-        aws.iam.RolePolicy(
-            f"{name}-replication-policy",
-            role=replication.id,
-            policy=pulumi.Output.all(
+        replication = self._role(
+            f"{name}-replication",
+            "S3 Batch Replication of the datasets' primary copies (drctl repair)",
+            pulumi.Output.all(
                 args.store_arns[primary], args.store_key_arns[primary], *primaries
             ).apply(lambda v: replication_job_policy(v[2:], (primary, v[0], v[1]), args.prefix)),
-            opts=child,
-        )
-
-        restore = aws.iam.Role(
-            f"{name}-restore",
-            description="S3 Batch Operations copy of prior versions back on top (restore-objects)",
-            assume_role_policy=trust,
-            tags=dict(args.tags),
-            opts=child,
+            args.tags,
         )
         copies = [
             pulumi.Output.all(region, d.bucket_arns[region], d.key_arns[region])
@@ -302,20 +285,33 @@ class BatchRoles(pulumi.ComponentResource):
             region: pulumi.Output.all(args.store_arns[region], args.store_key_arns[region])
             for region in args.store_arns
         }
-        aws.iam.RolePolicy(
-            f"{name}-restore-policy",
-            role=restore.id,
-            policy=pulumi.Output.all(copies=copies, stores=stores).apply(
+        restore = self._role(
+            f"{name}-restore",
+            "S3 Batch Operations copy of prior versions back on top (restore-objects)",
+            pulumi.Output.all(copies=copies, stores=stores).apply(
                 lambda v: restore_job_policy(
                     [tuple(c) for c in v["copies"]],
                     {r: tuple(s) for r, s in v["stores"].items()},
                     args.prefix,
                 )
             ),
-            opts=child,
+            args.tags,
         )
         self.replication_role_arn = replication.arn
         self.restore_role_arn = restore.arn
         self.register_outputs(
             {"replication_role_arn": self.replication_role_arn, "restore_role_arn": restore.arn}
         )
+
+    def _role(self, name: str, description: str, policy, tags) -> aws.iam.Role:
+        """A role only Batch Operations can assume, with one inline policy."""
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            name,
+            description=description,
+            assume_role_policy=service_trust_policy(BATCH_SERVICE),
+            tags=dict(tags),
+            opts=child,
+        )
+        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
+        return role

@@ -112,6 +112,15 @@ def s3_inventory_auditable(props: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _s3_grants_scoped(props: Mapping[str, Any], action: str, what: str) -> list[str]:
+    problems = []
+    for statement in _service_statements(
+        _rules._policy_doc(props.get("policy")), S3_SERVICE, action
+    ):
+        problems += _scoping_problems(statement, what)
+    return problems
+
+
 def s3_inventory_delivery_scoped(props: Mapping[str, Any]) -> list[str]:
     """A bucket policy letting S3 deliver reports names the source account and bucket.
 
@@ -119,11 +128,7 @@ def s3_inventory_delivery_scoped(props: Mapping[str, Any]) -> list[str]:
     aws:SourceAccount and aws:SourceArn any bucket in any account could write its inventory here
     (the cross-service confused deputy). Compliant when no statement grants S3 PutObject.
     """
-    doc = _rules._policy_doc(props.get("policy"))
-    problems = []
-    for statement in _service_statements(doc, S3_SERVICE, "s3:PutObject"):
-        problems += _scoping_problems(statement, "bucket policy")
-    return problems
+    return _s3_grants_scoped(props, "s3:PutObject", "bucket policy")
 
 
 def kms_s3_service_scoped(props: Mapping[str, Any]) -> list[str]:
@@ -132,11 +137,7 @@ def kms_s3_service_scoped(props: Mapping[str, Any]) -> list[str]:
     S3 User Guide, "Granting Amazon S3 permission to use your customer managed key for
     encryption" (S3 Inventory): the statement carries aws:SourceAccount and aws:SourceArn.
     """
-    doc = _rules._policy_doc(props.get("policy"))
-    problems = []
-    for statement in _service_statements(doc, S3_SERVICE, "kms:GenerateDataKey"):
-        problems += _scoping_problems(statement, "key policy")
-    return problems
+    return _s3_grants_scoped(props, "kms:GenerateDataKey", "key policy")
 
 
 def athena_workgroup_enforced(props: Mapping[str, Any]) -> list[str]:

@@ -31,22 +31,15 @@ from typing import Any
 import typer
 
 from components.objectives import Objectives
-from scripts.checks.audit import DatasetAudit
-from scripts.checks.audit.command import DEFAULT_CACHE, load_outputs, run_audits
+from scripts.checks.audit import DISCREPANCIES, DatasetAudit
+from scripts.checks.audit.command import DEFAULT_CACHE, live_context, run_audits
 from scripts.common import DrctlError, ExitCode, progress
 from scripts.dataops import batch_jobs
 from scripts.dataops.inventory_store import S3Store, Store
 from scripts.runbooks.engine import Runbook, RunContext, RunReport, Step, journal_path, run_command
 
-REPAIRABLE = (
-    "missing",
-    "delete-marker-differs",
-    "size-differs",
-    "etag-differs",
-    "checksum-differs",
-    "replication-failed",
-    "replication-pending",
-)
+# Every discrepancy but a version only a replica holds: there is nothing to replicate it from.
+REPAIRABLE = tuple(kind for kind in DISCREPANCIES if kind != "only-in-replica")
 
 
 @dataclass
@@ -264,29 +257,16 @@ def run_repair(
     *,
     execute: bool,
     yes: bool,
-    engine: str = "local",
-    datasets: Sequence[str] | None = None,
-    query_region: str | None = None,
-    cache: Path = DEFAULT_CACHE,
     journal: str | Path | None = None,
     fresh: bool = False,
-    store: Store | None = None,
-    wait_s: float | None = 3600.0,
-    poll_s: float = 30.0,
+    **options: Any,
 ) -> RunReport:
-    steps = repair_steps(
-        stack,
-        objectives,
-        outputs,
-        client_for,
-        engine=engine,
-        datasets=datasets,
-        query_region=query_region,
-        cache=cache,
-        store=store,
-        wait_s=wait_s,
-        poll_s=poll_s,
-    )
+    """The repair runbook; ``options`` are ``repair_steps``'s (engine, datasets, cache...)."""
+    options.setdefault("engine", "local")
+    options.setdefault("datasets", None)
+    options.setdefault("query_region", None)
+    options.setdefault("cache", DEFAULT_CACHE)
+    steps = repair_steps(stack, objectives, outputs, client_for, **options)
     book = Runbook(
         "repair-replication", stack, steps, journal=journal_path("repair", stack, journal)
     )
@@ -313,17 +293,9 @@ def register(app: typer.Typer) -> None:
         fresh: bool = typer.Option(False, "--fresh", help="New run after a completed one."),
     ) -> None:
         """Audit, then replicate again what a copy lacks (S3 Batch Replication). Dry run default."""
-        import boto3
-
-        from scripts.checks.verify import objectives_of_stack, session_clients
 
         def build() -> RunReport:
-            try:
-                objectives = objectives_of_stack(stack)
-            except (FileNotFoundError, ValueError) as err:
-                raise DrctlError(str(err), ExitCode.INVALID_CONFIG) from None
-            outputs = load_outputs(stack, outputs_file)
-            clients = session_clients(lambda region: boto3.session.Session(region_name=region))
+            objectives, outputs, clients = live_context(stack, outputs_file)
             progress.print(f"repair replication {stack}: audit on the {engine} engine")
             return run_repair(
                 stack,

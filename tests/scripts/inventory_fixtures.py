@@ -11,6 +11,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import boto3
+from moto import mock_aws
+
 from scripts.local.inventory import Copy, Injections, Synthetic, synthesize
 
 DATASET = "creator-audio"
@@ -32,8 +35,19 @@ NOTHING = Injections(
 REPORT_TIME = dt.datetime(2026, 3, 1, 1, 0, tzinfo=dt.UTC)  # a Sunday in the middle of winter
 
 
-def s3_clients(boto3_module, regions) -> dict[str, Any]:
-    return {r: boto3_module.client("s3", region_name=r) for r in regions}
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")  # prod's three copies
+
+
+def moto_s3(monkeypatch):
+    """moto for every AWS API; yields an S3 client per prod region (``yield from`` it)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield {r: boto3.client("s3", region_name=r) for r in REGIONS}
 
 
 def create_buckets(clients: Mapping[str, Any], inventory: Mapping[str, Any]) -> None:

@@ -14,7 +14,6 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from components.objectives import parse_objectives
@@ -30,23 +29,14 @@ from tests.scripts.inventory_fixtures import (
     NOTHING,
     copies_of,
     create_buckets,
-    s3_clients,
+    moto_s3,
     write_reports,
 )
-
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield s3_clients(boto3, REGIONS)
+    yield from moto_s3(monkeypatch)
 
 
 @pytest.fixture

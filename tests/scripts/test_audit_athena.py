@@ -20,7 +20,6 @@ import duckdb
 import pytest
 import sqlglot
 from botocore.stub import Stubber
-from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
@@ -32,21 +31,12 @@ from scripts.common import DrctlError, ExitCode
 from scripts.dataops.inventory_store import S3Store
 from scripts.local.evaluate import read_stack_config
 from scripts.local.inventory import arrow_table
-from tests.scripts.inventory_fixtures import DATASET, create_buckets, s3_clients, write_reports
-
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+from tests.scripts.inventory_fixtures import DATASET, create_buckets, moto_s3, write_reports
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield s3_clients(boto3, REGIONS)
+    yield from moto_s3(monkeypatch)
 
 
 @pytest.fixture

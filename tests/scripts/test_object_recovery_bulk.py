@@ -13,7 +13,6 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from scripts.cli import app
@@ -21,27 +20,26 @@ from scripts.common import DrctlError
 from scripts.dataops import bulk_recovery
 from scripts.dataops.inventory_store import S3Store
 from scripts.dataops.object_recovery import ObjectAction, RecoveryPlan, plan_recovery
+from tests.scripts.inventory_fixtures import moto_s3
 
 
 @pytest.fixture
-def world(monkeypatch, prod):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        bucket = prod.outputs["buckets"]["creator-audio"]["us-east-1"]
-        store = prod.outputs["inventory"]["buckets"]["us-east-1"]
-        for name in (bucket, store):
-            s3.create_bucket(Bucket=name)
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        for i in range(12):
-            s3.put_object(Bucket=bucket, Key=f"audio/c1/{i:02d}.wav", Body=f"take {i}".encode())
-            s3.delete_object(Bucket=bucket, Key=f"audio/c1/{i:02d}.wav")  # an accidental delete
-        yield s3, bucket, store
+def aws(monkeypatch):
+    yield from moto_s3(monkeypatch)
+
+
+@pytest.fixture
+def world(aws, prod):
+    s3 = aws["us-east-1"]
+    bucket = prod.outputs["buckets"]["creator-audio"]["us-east-1"]
+    store = prod.outputs["inventory"]["buckets"]["us-east-1"]
+    for name in (bucket, store):
+        s3.create_bucket(Bucket=name)
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    for i in range(12):
+        s3.put_object(Bucket=bucket, Key=f"audio/c1/{i:02d}.wav", Body=f"take {i}".encode())
+        s3.delete_object(Bucket=bucket, Key=f"audio/c1/{i:02d}.wav")  # an accidental delete
+    return s3, bucket, store
 
 
 def stubbed_control():

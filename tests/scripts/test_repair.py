@@ -14,7 +14,6 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from components.objectives import parse_objectives
@@ -23,21 +22,12 @@ from scripts.common import DrctlError, ExitCode
 from scripts.local.evaluate import read_stack_config
 from scripts.local.inventory import key_of
 from scripts.runbooks import repair
-from tests.scripts.inventory_fixtures import DATASET, create_buckets, s3_clients, write_reports
-
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+from tests.scripts.inventory_fixtures import DATASET, create_buckets, moto_s3, write_reports
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield s3_clients(boto3, REGIONS)
+    yield from moto_s3(monkeypatch)
 
 
 @pytest.fixture

@@ -30,6 +30,22 @@ def load_outputs(stack: str, outputs_file: Path | None) -> Mapping[str, Any]:
     return json.loads(outputs_file.read_text())
 
 
+def live_context(
+    stack: str, outputs_file: Path | None
+) -> tuple[Objectives, Mapping[str, Any], Callable[[str, str], Any]]:
+    """The stack's objectives, its outputs, and boto3 clients per (service, region)."""
+    import boto3
+
+    from scripts.checks.verify import objectives_of_stack, session_clients
+
+    try:
+        objectives = objectives_of_stack(stack)
+    except (FileNotFoundError, ConfigError) as err:
+        raise DrctlError(str(err), ExitCode.INVALID_CONFIG) from None
+    outputs = load_outputs(stack, outputs_file)
+    return objectives, outputs, session_clients(lambda r: boto3.session.Session(region_name=r))
+
+
 def make_engine(
     name: str,
     store: Store,
@@ -130,14 +146,8 @@ def register(app: typer.Typer) -> None:
         json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     ) -> None:
         """Compare the inventories of every copy; exit 1 on any discrepancy."""
-        import boto3
-
-        from scripts.checks.verify import objectives_of_stack, session_clients
-
         try:
-            objectives = objectives_of_stack(stack)
-            outputs = load_outputs(stack, outputs_file)
-            clients = session_clients(lambda region: boto3.session.Session(region_name=region))
+            objectives, outputs, clients = live_context(stack, outputs_file)
             audits = run_audits(
                 stack,
                 objectives,
@@ -148,8 +158,6 @@ def register(app: typer.Typer) -> None:
                 query_region=query_region,
                 cache=cache,
             )
-        except (ConfigError, FileNotFoundError) as err:
-            fail(str(err), ExitCode.INVALID_CONFIG)
         except DrctlError as err:
             fail(str(err), err.code)
         total = sum(a.discrepancies for a in audits)
