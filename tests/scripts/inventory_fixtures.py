@@ -99,3 +99,23 @@ def write_reports(
         injections=injections,
         rows_per_file=1500,  # several data files per report, as S3 writes for big buckets
     )
+
+
+def describe_job(status, total=None, ok=None, failed=None, reasons=(), job_id="job-1", report=None):
+    """A DescribeJob answer (S3 Control) for a Stubber: status, progress, failure reasons."""
+    job = {
+        "JobId": job_id,
+        "Status": status,
+        "Priority": 10,
+        "FailureReasons": [{"FailureCode": "x", "FailureReason": r} for r in reasons],
+    }
+    if report:
+        job["Report"] = {"Bucket": report[0], "Prefix": report[1], "Enabled": True}
+    if total is not None:
+        job["ProgressSummary"] = {
+            "TotalNumberOfTasks": total,
+            "NumberOfTasksSucceeded": ok,
+            "NumberOfTasksFailed": failed,
+            "Timers": {"ElapsedTimeInActiveSeconds": 12},
+        }
+    return {"Job": job}

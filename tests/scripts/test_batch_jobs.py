@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from scripts.dataops import batch_jobs
 from scripts.dataops.inventory_store import S3Store
+from tests.scripts.inventory_fixtures import describe_job
 
 ROLE = "arn:aws:iam::111122223333:role/inventory-batch-replication"
 STORE = "platform-dr-inventory-us-east-1-abc"
@@ -32,6 +33,7 @@ def s3control():
     )
 
 
+REPORT = (f"arn:aws:s3:::{STORE}", "batch/reports/x")
 MANIFEST = batch_jobs.Manifest("us-east-1", STORE, "batch/manifests/repair/m.csv", "0123abcd", 3)
 
 
@@ -176,31 +178,17 @@ def test_the_same_manifest_gives_the_same_request_token():
     assert len(first["ClientRequestToken"]) <= 64
 
 
-def _job(status, total=None, ok=None, failed=None, reasons=()):
-    job = {
-        "JobId": "job-1",
-        "Status": status,
-        "Priority": 10,
-        "Report": {"Bucket": f"arn:aws:s3:::{STORE}", "Prefix": "batch/reports/x", "Enabled": True},
-        "FailureReasons": [{"FailureCode": "x", "FailureReason": r} for r in reasons],
-    }
-    if total is not None:
-        job["ProgressSummary"] = {
-            "TotalNumberOfTasks": total,
-            "NumberOfTasksSucceeded": ok,
-            "NumberOfTasksFailed": failed,
-            "Timers": {"ElapsedTimeInActiveSeconds": 12},
-        }
-    return {"Job": job}
-
-
 def test_progress_is_polled_until_the_job_completes():
     client = s3control()
     expected = {"AccountId": "111122223333", "JobId": "job-1"}
     with Stubber(client) as stub:
-        stub.add_response("describe_job", _job("Preparing"), expected)
-        stub.add_response("describe_job", _job("Active", 1000, 400, 0), expected)
-        stub.add_response("describe_job", _job("Complete", 1000, 998, 2), expected)
+        stub.add_response("describe_job", describe_job("Preparing", report=REPORT), expected)
+        stub.add_response(
+            "describe_job", describe_job("Active", 1000, 400, 0, report=REPORT), expected
+        )
+        stub.add_response(
+            "describe_job", describe_job("Complete", 1000, 998, 2, report=REPORT), expected
+        )
         final = batch_jobs.wait_for_job(client, "111122223333", "job-1", poll_s=0)
     assert final["status"] == "Complete" and final["succeeded"] == 998 and final["failed"] == 2
     assert final["report"] == f"arn:aws:s3:::{STORE}/batch/reports/x/job-job-1/"
@@ -210,7 +198,7 @@ def test_progress_stops_at_the_deadline_and_says_so():
     client = s3control()
     ticks = iter([0.0, 100.0])
     with Stubber(client) as stub:
-        stub.add_response("describe_job", _job("Active", 10, 1, 0))
+        stub.add_response("describe_job", describe_job("Active", 10, 1, 0))
         final = batch_jobs.wait_for_job(
             client, "111122223333", "job-1", poll_s=0, timeout_s=50, clock=lambda: next(ticks)
         )

@@ -20,7 +20,7 @@ from scripts.common import DrctlError
 from scripts.dataops import bulk_recovery
 from scripts.dataops.inventory_store import S3Store
 from scripts.dataops.object_recovery import ObjectAction, RecoveryPlan, plan_recovery
-from tests.scripts.inventory_fixtures import moto_s3
+from tests.scripts.inventory_fixtures import describe_job, moto_s3
 
 
 @pytest.fixture
@@ -51,21 +51,6 @@ def stubbed_control():
     return control, captured
 
 
-def _describe(status, total, ok, failed=0):
-    return {
-        "Job": {
-            "JobId": "job-9",
-            "Status": status,
-            "Priority": 10,
-            "ProgressSummary": {
-                "TotalNumberOfTasks": total,
-                "NumberOfTasksSucceeded": ok,
-                "NumberOfTasksFailed": failed,
-            },
-        }
-    }
-
-
 def test_a_large_undelete_is_one_copy_job_over_a_manifest(world, prod):
     s3, bucket, store = world
     plan = plan_recovery(s3, bucket, "audio/")
@@ -74,7 +59,7 @@ def test_a_large_undelete_is_one_copy_job_over_a_manifest(world, prod):
     control, captured = stubbed_control()
     with Stubber(control) as stub:
         stub.add_response("create_job", {"JobId": "job-9"})
-        stub.add_response("describe_job", _describe("Complete", 12, 12))
+        stub.add_response("describe_job", describe_job("Complete", 12, 12, 0, job_id="job-9"))
         job = bulk_recovery.apply_with_batch(
             plan, target, S3Store(lambda r: s3), control, poll_s=0, stamp=lambda: "T"
         )

@@ -22,7 +22,13 @@ from scripts.common import DrctlError, ExitCode
 from scripts.local.evaluate import read_stack_config
 from scripts.local.inventory import key_of
 from scripts.runbooks import repair
-from tests.scripts.inventory_fixtures import DATASET, create_buckets, moto_s3, write_reports
+from tests.scripts.inventory_fixtures import (
+    DATASET,
+    create_buckets,
+    describe_job,
+    moto_s3,
+    write_reports,
+)
 
 
 @pytest.fixture
@@ -59,22 +65,6 @@ def repairable(synthetic):
     held = {(k, v) for k, v, _, kind in synthetic.expected if kind != "only-in-replica"}
     lost = {(k, v) for k, v, _, kind in synthetic.expected if kind == "only-in-replica"}
     return held - lost - synthetic.quiet["archived"], lost
-
-
-def _job(status, total, ok, failed, reasons=()):
-    return {
-        "Job": {
-            "JobId": "job-1",
-            "Status": status,
-            "Priority": 10,
-            "ProgressSummary": {
-                "TotalNumberOfTasks": total,
-                "NumberOfTasksSucceeded": ok,
-                "NumberOfTasksFailed": failed,
-            },
-            "FailureReasons": [{"FailureCode": "x", "FailureReason": r} for r in reasons],
-        }
-    }
 
 
 def run(world, prod, tmp_path, execute, **kwargs):
@@ -129,9 +119,11 @@ def test_execute_writes_the_manifest_and_follows_the_job_to_completion(world, pr
     with Stubber(control) as stub:
         stub.add_response("create_job", {"JobId": "job-1"})
         expected = {"AccountId": "111122223333", "JobId": "job-1"}
-        stub.add_response("describe_job", _job("Active", len(to_replicate), 3, 0), expected)
+        stub.add_response("describe_job", describe_job("Active", len(to_replicate), 3, 0), expected)
         stub.add_response(
-            "describe_job", _job("Complete", len(to_replicate), len(to_replicate), 0), expected
+            "describe_job",
+            describe_job("Complete", len(to_replicate), len(to_replicate), 0),
+            expected,
         )
         report = run(world, prod, tmp_path, execute=True)
     assert report.status == "completed"
@@ -155,12 +147,14 @@ def test_execute_writes_the_manifest_and_follows_the_job_to_completion(world, pr
     assert again.status == "already-completed"
 
 
-def test_a_failed_job_fails_the_step_and_a_rerun_resumes_with_the_same_job(world, prod, tmp_path):
+def test_a_failed_job_fails_the_step_and_a_rerun_resumes_with_the_samedescribe_job(
+    world, prod, tmp_path
+):
     *_, control, captured = world
     with Stubber(control) as stub:
         stub.add_response("create_job", {"JobId": "job-1"})
         stub.add_response(
-            "describe_job", _job("Failed", 0, 0, 0, ["Reading the manifest is forbidden"])
+            "describe_job", describe_job("Failed", 0, 0, 0, ["Reading the manifest is forbidden"])
         )
         with pytest.raises(DrctlError) as err:
             run(world, prod, tmp_path, execute=True)
@@ -170,7 +164,7 @@ def test_a_failed_job_fails_the_step_and_a_rerun_resumes_with_the_same_job(world
     assert journal["status"] == "failed"
     assert [s["status"] for s in journal["steps"]] == ["completed"] * 3 + ["failed"]
     with Stubber(control) as stub:
-        stub.add_response("describe_job", _job("Complete", 10, 10, 0))
+        stub.add_response("describe_job", describe_job("Complete", 10, 10, 0))
         report = run(world, prod, tmp_path, execute=True)
     assert report.status == "completed" and len(captured) == 1
 
