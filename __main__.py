@@ -131,6 +131,8 @@ database = PostgresBackup(
         replication_password=database_secret("replicationPassword"),
         dr_postgres_provider=pg_dr,
         publisher_conninfo=db_settings.publisher_conninfo(db_password) if pg_dr else None,
+        database_bytes=db_settings.size_bytes,
+        wal_bytes_per_hour=db_settings.wal_bytes_per_hour,
     ),
 )
 

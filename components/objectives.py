@@ -137,6 +137,19 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("supabaseProjectRef", "string", "", "Supabase project ref (hosted backend)."),
     ConfigKey("rdsInstanceClass", "string", "db.r6g.large", "Instance class of the RDS backend."),
     ConfigKey("rdsAdoptInstanceId", "string", "", "Existing RDS instance to adopt; empty: create."),
+    # What `drctl posture` needs to estimate each recovery path's time against the RTO.
+    ConfigKey(
+        "dbSize",
+        "string",
+        "100GB",
+        "Size of the database to restore, with a unit: MB, GB or TB (1024-based), e.g. 250GB.",
+    ),
+    ConfigKey(
+        "dbWalRate",
+        "string",
+        "2GB/h",
+        "WAL the primary writes at peak, per s, min, h or d, e.g. 2GB/h; sizes a PITR's replay.",
+    ),
     ConfigKey("pitrWindowDays", "integer", 7, "Point-in-time recovery window in days (1-35)."),
     *_class_keys(),
     ConfigKey(

@@ -65,6 +65,7 @@ SUBSCRIPTION = "platform_dr_sub"
 DUMP_PREFIX = "dumps"
 DUMP_ENV_FILE = "/etc/platform-dr/supabase-dump.env"
 _SLOT = re.compile(r"[^a-z0-9_]")
+GIB = 1024**3
 
 
 @dataclass
@@ -101,6 +102,10 @@ class PostgresBackupArgs:
         subscription. Required.
     publication_tables: tables to publish ("schema.table"); default none = all tables.
     database: database published and subscribed; default "postgres".
+
+    every backend (what posture sizes each recovery path with, against the RTO):
+    database_bytes: size of the database to restore; default 100 GiB (config ``dbSize``).
+    wal_bytes_per_hour: WAL written per hour at peak; default 2 GiB (config ``dbWalRate``).
     """
 
     objectives: Objectives
@@ -123,6 +128,8 @@ class PostgresBackupArgs:
     publisher_conninfo: pulumi.Input[str] | None = None
     publication_tables: Sequence[str] = field(default_factory=tuple)
     database: str = "postgres"
+    database_bytes: int = 100 * GIB
+    wal_bytes_per_hour: int = 2 * GIB
 
 
 # -- pure helpers (tested directly) -------------------------------------------------------------
@@ -361,20 +368,16 @@ class PostgresBackup(pulumi.ComponentResource):
         objectives = args.objectives
         backend = objectives.db_backend
         _validate(args)
-        # Identity plus the settings posture reads (the rendered values the host runs with).
+        # Identity only: the policy rules read every setting from the rendered ``artefacts``
+        # (registered below), the files the hosts run with, never from derived inputs.
         props: dict[str, Any] = {
             "backend": backend,
             "dataset": DATASET,
             "pitrWindowDays": objectives.pitr_window_days,
+            # Declared facts (config dbSize, dbWalRate) posture's RTO estimates start from.
+            "databaseBytes": args.database_bytes,
+            "walBytesPerHour": args.wal_bytes_per_hour,
         }
-        if backend == "self-managed":
-            timing = pgbr.archive_timing(objectives)
-            props |= {
-                "archiveTimeoutS": timing.archive_timeout_s,
-                "archivePushTimeoutS": timing.push_timeout_s,
-            }
-        if backend == "supabase":
-            props["dumpIntervalS"] = DAY
         super().__init__(self.TYPE, name, props, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
@@ -404,6 +407,8 @@ class PostgresBackup(pulumi.ComponentResource):
                 "replication_slot_name": self.replication_slot_name,
                 "publication_name": self.publication_name,
                 "repo_bucket_names": self.repo_bucket_names,
+                # The host files themselves: what posture and the policy pack parse.
+                "artefacts": self.artefacts,
             }
         )
 
@@ -821,6 +826,7 @@ class DatabaseSettings:
     dr_host: the DR-region Postgres that subscribes (supabase backend); default localhost.
     supabase_project_ref: the hosted project, for ``drctl supabase check``; default "".
     rds_instance_class / rds_adopt_instance_id: see PostgresBackupArgs.
+    size_bytes / wal_bytes_per_hour: ``dbSize`` / ``dbWalRate``; default 100GB / 2GB/h.
     Passwords are secret config in the ``platform-dr-db`` namespace (``pulumi config set
     --secret platform-dr-db:password ...``): password, drPassword, replicationPassword.
     """
@@ -832,6 +838,8 @@ class DatabaseSettings:
     supabase_project_ref: str = ""
     rds_instance_class: str = "db.r6g.large"
     rds_adopt_instance_id: str = ""
+    size_bytes: int = 100 * GIB
+    wal_bytes_per_hour: int = 2 * GIB
 
     def provider_args(
         self, password: pulumi.Input[str] | None, *, dr: bool = False, superuser: bool = True
@@ -916,7 +924,35 @@ def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
         supabase_project_ref=ref,
         rds_instance_class=values["rdsInstanceClass"],
         rds_adopt_instance_id=adopt,
+        size_bytes=parse_size("dbSize", raw.get("dbSize") or "100GB"),
+        wal_bytes_per_hour=parse_rate_per_hour("dbWalRate", raw.get("dbWalRate") or "2GB/h"),
     )
+
+
+_SIZE_UNITS = {"mb": 1024**2, "gb": GIB, "tb": 1024**4, "mib": 1024**2, "gib": GIB, "tib": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.I)
+_PER = {"s": 3600, "min": 60, "h": 1, "d": 1 / 24}
+
+
+def parse_size(key: str, value: Any) -> int:
+    """'250GB' -> bytes (1024-based). Rejects zero, bare numbers and unknown units."""
+    allowed = "a positive size with a unit MB, GB or TB (1024-based), e.g. '250GB'"
+    match = _SIZE.match(str(value)) if isinstance(value, str) else None
+    if not match or match[2].lower() not in _SIZE_UNITS or float(match[1]) <= 0:
+        raise ConfigError(key, value, allowed)
+    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
+
+
+def parse_rate_per_hour(key: str, value: Any) -> int:
+    """'2GB/h' -> bytes per hour. The unit of time is s, min, h or d."""
+    allowed = "a size per unit of time, e.g. '2GB/h' or '30MB/min' (s, min, h or d)"
+    size, _, per = str(value).partition("/") if isinstance(value, str) else ("", "", "")
+    if per.strip().lower() not in _PER:
+        raise ConfigError(key, value, allowed)
+    try:
+        return int(parse_size(key, size) * _PER[per.strip().lower()])
+    except ConfigError:
+        raise ConfigError(key, value, allowed) from None
 
 
 def load_database_settings(objectives: Objectives) -> DatabaseSettings:

@@ -42,8 +42,9 @@ else:  # pragma: no cover - exercised by the subprocess test of the real pack
 PACK_NAME = "platform-dr"
 STACK_POLICY_NAME = "objectives-met"
 STACK_POLICY_DESCRIPTION = (
-    "Every data class's declared settings can meet its recovery point objective "
-    "(per-class worst-case RPO from the objectives the stack declares)."
+    "Every data class's enforced bounds meet its recovery point objective (per-class worst "
+    "case from the objectives the stack declares and the files the database hosts receive; "
+    "alarms only detect and never count)."
 )
 
 UNKNOWN_SENTINELS = frozenset(

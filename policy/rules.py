@@ -22,9 +22,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# Imported as policy.rules by drctl and the tests; loaded standalone by the Pulumi policy host from
+# inside policy/, where there is no parent package (the same switch as policy/pack.py).
+if __package__:
+    from . import bounds
+    from .bounds import Bound
+else:  # pragma: no cover - exercised by the subprocess test of the real pack
+    import bounds  # type: ignore[no-redef]
+    from bounds import Bound  # type: ignore[no-redef]
+
 OBJECTIVES_TYPE = "platform-dr:objectives:ObjectivesRecord"
 REPLICATED_BUCKET_TYPE = "platform-dr:replicated_bucket:ReplicatedBucket"
 RTC_SLA_S = 900  # S3 Replication Time Control: 99.99% of objects within 15 minutes
+# S3 publishes replication metrics to CloudWatch every minute (S3 User Guide, "Monitoring progress
+# with replication metrics": https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html).
+S3_METRIC_PUBLICATION_S = 60
 MIN_COPIES = {"critical": 3, "important": 2, "operational": 2}
 
 
@@ -47,7 +59,10 @@ class Mechanism:
     """One thing that protects a dataset, in words, with the data loss it bounds on region loss.
 
     rpo_s: worst-case seconds of writes lost if the primary region is lost; None = no bound.
+        With ``bounds`` given it is always their tightest *enforced* bound (policy/bounds.py):
+        an alarm in ``bounds`` is shown with its detection delay and never becomes ``rpo_s``.
     problems: requirements this mechanism fails (they make the class not met).
+    bounds: what enforces the bound and what only detects a breach (``bounds.Bound``).
     """
 
     dataset: str
@@ -56,6 +71,11 @@ class Mechanism:
     rpo_s: int | None
     covers_region_loss: bool = True
     problems: list[str] = field(default_factory=list)
+    bounds: list[Bound] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.bounds:
+            self.rpo_s = bounds.enforced_loss_s(self.bounds)
 
 
 @dataclass
@@ -69,6 +89,7 @@ class ClassVerdict:
     problems: list[str]
     datasets: dict[str, int | None]
     backup: dict[str, Any] = field(default_factory=dict)  # backup_coverage() of the class
+    bounds: dict[str, list[Bound]] = field(default_factory=dict)  # dataset -> enforced/detected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,14 +152,7 @@ def objectives_of(resources: Iterable[Resource]) -> dict | None:
     return None
 
 
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "unbounded"
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+fmt_s = bounds.fmt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,26 +353,39 @@ def replicated_bucket_mechanisms(resources: Sequence[Resource], objectives: Mapp
             problems.append(f"{dataset}: {len(regions)} copies, {data_class} needs {need}")
 
         replication = named.get(f"{name}-replication")
-        bounds: list[int | None] = []
+        found_bounds: list[Bound] = []
         modes = []
         for rule in _as_list(getattr(replication, "props", {}).get("rules")):
             region = str(rule.get("id", "")).removeprefix("to-")
             if _get(rule, "destination", "replicationTime", "status") == "Enabled":
-                bounds.append(RTC_SLA_S)
+                found_bounds.append(
+                    Bound(
+                        "service-sla",
+                        RTC_SLA_S,
+                        f"S3 Replication Time Control to {region}",
+                        holds_while="S3 keeps its RTC SLA (99.99% of objects; the SLA pays "
+                        "credits, it does not stop writes)",
+                    )
+                )
                 modes.append("RTC 15 min")
-                continue
+            else:
+                modes.append("CRR without SLA")
+            # Without RTC a latency alarm only notices a copy falling behind; it bounds nothing.
             alarm = named.get(f"{name}-latency-{region}")
-            threshold = alarm and alarm.props.get("threshold")
-            bounds.append(int(threshold) if threshold else None)
-            modes.append(
-                f"CRR without SLA, latency alarm at {fmt_s(int(threshold))}"
-                if threshold
-                else "CRR without SLA or latency alarm"
-            )
+            threshold = _whole(alarm.props.get("threshold")) if alarm else None
+            if threshold:
+                found_bounds.append(
+                    Bound(
+                        bounds.DETECTED,
+                        int(threshold),
+                        f"ReplicationLatency alarm to {region} at {fmt_s(int(threshold))}",
+                        detection_s=bounds.alarm_detection_s(
+                            _whole(dict(alarm.props)), S3_METRIC_PUBLICATION_S
+                        ),
+                    )
+                )
         if replication is None:
             problems.append(f"{dataset}: no replication")
-        known = [b for b in bounds if b is not None]
-        rpo = min(known) if known else None
 
         lifecycle = named.get(f"{name}-{regions[0]}-lifecycle") if regions else None
         transitions = _as_list(_get(lifecycle.props if lifecycle else {}, "rules", default=[]))
@@ -376,8 +403,9 @@ def replicated_bucket_mechanisms(resources: Sequence[Resource], objectives: Mapp
         parts.append("versioned" if not unversioned else "NOT versioned everywhere")
         if first is not None:
             parts.append(f"archived after {int(first)} d")
+        description = f"{dataset}: " + ", ".join(parts)
         found.append(
-            Mechanism(dataset, data_class, f"{dataset}: " + ", ".join(parts), rpo, True, problems)
+            Mechanism(dataset, data_class, description, None, True, problems, found_bounds)
         )
     return found
 
@@ -396,10 +424,11 @@ def mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list[Mecha
 
 
 def class_verdicts(resources: Sequence[Resource], objectives: Mapping) -> list[ClassVerdict]:
-    """Per class: the worst dataset's best region-loss bound, against the class RPO.
+    """Per class: the worst dataset's best *enforced* region-loss bound, against the class RPO.
 
     A dataset survives losing its primary region through its best mechanism, so its declared RPO
-    is the smallest bound among them; the class is only as good as its worst dataset.
+    is the smallest enforced bound among them (alarms only detect and never count); the class is
+    only as good as its worst dataset.
     """
     found = mechanisms(resources, objectives)
     coverage = backup_coverage(resources, objectives)
@@ -425,6 +454,9 @@ def class_verdicts(resources: Sequence[Resource], objectives: Mapping) -> list[C
         backup = coverage.get(name, {})
         problems += backup.get("problems", [])
         met = not problems and (bool(datasets) or not own)
+        found_bounds: dict[str, list[Bound]] = {}
+        for m in own:
+            found_bounds.setdefault(m.dataset, []).extend(m.bounds)
         verdicts.append(
             ClassVerdict(
                 name=name,
@@ -436,6 +468,7 @@ def class_verdicts(resources: Sequence[Resource], objectives: Mapping) -> list[C
                 problems=problems,
                 datasets=datasets,
                 backup=backup,
+                bounds=found_bounds,
             )
         )
     return verdicts
@@ -556,173 +589,10 @@ def backup_coverage(resources: Sequence[Resource], objectives: Mapping) -> dict[
 
 
 # ---------------------------------------------------------------------------------------------
-# Lag alarms: how an asynchronous database copy gets a region-loss bound.
-
-LAG_ALARM_TYPE = "aws:cloudwatch/metricAlarm:MetricAlarm"
-_ABOVE = ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
-
-
-def lag_alarm_bound(
-    alarm: Resource | None, namespace: str, metric: str, dimension: str, region: str | None
-) -> tuple[int | None, str]:
-    """(bound in seconds or None, why) for an alarm on a copy's lag.
-
-    The house rule for asynchronous copies (as for S3 replication without RTC): a lag alarm that
-    pages is the declared bound, at its threshold. It only counts when it watches the right metric
-    of the copy in its region, takes the maximum, fires above a threshold, notifies someone, and
-    treats missing data as breaching (a copy or monitor that stops reporting is not in sync).
-    """
-    if alarm is None or alarm.type != LAG_ALARM_TYPE:
-        return None, f"no {metric} alarm"
-    props = _whole(dict(alarm.props))
-    threshold = props.get("threshold")
-    checks = [
-        (
-            (props.get("namespace"), props.get("metricName")) == (namespace, metric),
-            f"watches {props.get('namespace')}/{props.get('metricName')}",
-        ),
-        (dimension in (props.get("dimensions") or {}), f"has no {dimension} dimension"),
-        (
-            region is None or props.get("region") == region,
-            f"is in {props.get('region')}, not {region}",
-        ),
-        (props.get("statistic") == "Maximum", f"takes the {props.get('statistic')}"),
-        (props.get("comparisonOperator") in _ABOVE, f"fires {props.get('comparisonOperator')}"),
-        (isinstance(threshold, int | float) and threshold > 0, "has no threshold"),
-        (bool(_as_list(props.get("alarmActions"))), "notifies no one"),
-        (props.get("treatMissingData") == "breaching", "ignores missing data"),
-    ]
-    failed = [why for ok, why in checks if not ok]
-    if failed:
-        return None, f"{metric} alarm {', '.join(failed)}"
-    return int(threshold), f"{metric} alarm at {fmt_s(int(threshold))}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Database (components/postgres_backup.py): PITR window and worst-case RPO per backend.
+# The database (PostgresBackup) and its DR standby (DrStandby): policy/database.py holds their
+# mechanism extractors; what the DR standby component itself decides lives here.
 
 POSTGRES_BACKUP_TYPE = "platform-dr:postgres_backup:PostgresBackup"
-# What the supabase subscriber's lag monitor publishes (components/postgres_backup.py).
-SUBSCRIPTION_LAG_NAMESPACE, SUBSCRIPTION_LAG_METRIC = "platform-dr", "SubscriptionLagSeconds"
-RDS_LOG_UPLOAD_S = 300  # RDS uploads transaction logs to S3 every 5 minutes
-
-
-def postgres_backup_mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list:
-    """The database under the critical class, with the data loss its settings imply.
-
-    self-managed: archive-push writes each WAL segment to repo1 and to repo2 in the DR region, so
-    the bound is archive_timeout + pgBackRest's push timeout (the same sum as
-    components.pgbackrest_config.ArchiveTiming.worst_case_rpo_s, recomputed here from the
-    declared values). rds: 5-minute log upload in-region, but cross-region automated-backup
-    replication has no published lag bound, so none is claimed here (the DR read replica's lag
-    alarm is ``dr_standby_mechanisms``' bound). supabase: the subscription's lag alarm in the DR
-    region (``lag_alarm_bound``) when one is declared, else only the daily dump bounds a region
-    loss.
-    """
-    named = by_name(resources)
-    regions = _get(objectives, "regions", default={})
-    found = []
-    for component in (r for r in resources if r.type == POSTGRES_BACKUP_TYPE):
-        props = _whole(dict(component.props))
-        name, backend = component.name, props.get("backend")
-        dataset = props.get("dataset", "database")
-        window = props.get("pitrWindowDays")
-        problems: list[str] = []
-        if backend == "self-managed":
-            timeout, push = props.get("archiveTimeoutS"), props.get("archivePushTimeoutS")
-            rpo = timeout + push if timeout and push else None
-            repos = {
-                f"repo{i}": named.get(f"{name}-repo{i}-{regions.get(role)}")
-                for i, role in ((1, "primary"), (2, "dr"))
-            }
-            locks = set()
-            for repo, bucket in repos.items():
-                lock = named.get(f"{bucket.name}-object-lock") if bucket else None
-                retention = _get(getattr(lock, "props", {}), "rule", "defaultRetention")
-                if bucket is None:
-                    problems.append(f"{dataset}: no pgBackRest {repo} bucket")
-                elif not bucket.props.get("objectLockEnabled") or not retention:
-                    problems.append(f"{dataset}: {repo} bucket has no object lock")
-                else:
-                    locks.add(f"{retention.get('mode')} {_whole(retention.get('days'))} d")
-            if rpo is None:
-                problems.append(f"{dataset}: archive_timeout not declared")
-            description = (
-                f"{dataset} (self-managed, pgBackRest): repo1 {regions.get('primary')} + repo2 "
-                f"{regions.get('dr')} (object lock {', '.join(sorted(locks)) or 'none'}), "
-                f"PITR {window} d; archive_timeout {fmt_s(timeout)} + push timeout {fmt_s(push)} "
-                f"= worst case {fmt_s(rpo)}"
-            )
-        elif backend == "rds":
-            instance = named.get(f"{name}-instance")
-            replication = [
-                r
-                for r in resources
-                if r.type.endswith(":InstanceAutomatedBackupsReplication")
-                and r.name.startswith(f"{name}-backups-")
-            ]
-            retention = _whole(_get(getattr(instance, "props", {}), "backupRetentionPeriod"))
-            if instance is None:
-                problems.append(f"{dataset}: no RDS instance")
-            else:
-                if not retention or (window and retention < window):
-                    problems.append(
-                        f"{dataset}: backup retention {retention} d is under the PITR window "
-                        f"{window} d"
-                    )
-                if not instance.props.get("storageEncrypted"):
-                    problems.append(f"{dataset}: RDS storage not encrypted")
-            rpo = None
-            if replication:
-                where = "/".join(sorted(r.props.get("region", "?") for r in replication))
-                copy = (
-                    f"automated backups replicated to {where} (no published lag bound; "
-                    "drctl verify measures it)"
-                )
-            else:
-                copy = "NO cross-region copy of the automated backups"
-                problems.append(f"{dataset}: automated backups are not replicated out of region")
-            description = (
-                f"{dataset} (rds): PITR {retention} d, logs shipped every "
-                f"{fmt_s(RDS_LOG_UPLOAD_S)} in-region; {copy}"
-            )
-        elif backend == "supabase":
-            has_sub = any(r.type.endswith("/subscription:Subscription") for r in resources)
-            has_pub = any(r.type.endswith("/publication:Publication") for r in resources)
-            if not (has_sub and has_pub):
-                problems.append(f"{dataset}: no publication/subscription to a DR-region Postgres")
-            dump_s = props.get("dumpIntervalS")
-            lag_s, lag = lag_alarm_bound(
-                named.get(f"{name}-subscription-lag"),
-                SUBSCRIPTION_LAG_NAMESPACE,
-                SUBSCRIPTION_LAG_METRIC,
-                "Subscription",
-                regions.get("dr"),
-            )
-            if lag_s is not None and has_sub:
-                bound = f"lag bounded by the {lag} in {regions.get('dr')}"
-            else:
-                bound = f"lag not bounded: {lag}" if has_sub else "no subscription"
-                lag_s = None
-            known = [v for v in (lag_s, dump_s) if v]
-            rpo = min(known) if known else None
-            description = (
-                f"{dataset} (supabase): hosted PITR in one region (add-on, checked by drctl "
-                f"supabase check); logical replication to a DR-region subscriber ({bound}); "
-                f"pg_dump every {fmt_s(dump_s)} to a replicated bucket"
-            )
-        else:
-            continue
-        found.append(Mechanism(dataset, "critical", description, rpo, True, problems))
-    return found
-
-
-MECHANISM_EXTRACTORS.append(postgres_backup_mechanisms)
-
-
-# ---------------------------------------------------------------------------------------------
-# DR standby (DrStandby component): pilot light or warm standby, sized from the RTOs.
-
 DR_STANDBY_TYPE = "platform-dr:dr_standby:DrStandby"
 WARM_STANDBY, PILOT_LIGHT = "warm-standby", "pilot-light"
 ROUTE53_METRICS_REGION = "us-east-1"
@@ -732,83 +602,9 @@ def standby_mode(tightest_rto_s: int, pilot_light_recovery_s: int) -> str:
     """Warm standby when the tightest class RTO leaves no room for a pilot-light scale-up.
 
     The one place this decision lives: DrStandby calls it to size the DR region, and
-    ``dr_standby_mechanisms`` calls it to check what was declared.
+    ``database.dr_standby_mechanisms`` calls it to check what was declared.
     """
     return WARM_STANDBY if tightest_rto_s <= pilot_light_recovery_s else PILOT_LIGHT
-
-
-def dr_standby_mechanisms(resources: Sequence[Resource], objectives: Mapping) -> list[Mechanism]:
-    """The DR standby of the database: its posture and reason, and what failover needs."""
-    found = []
-    named = by_name(resources)
-    for component in (r for r in resources if r.type == DR_STANDBY_TYPE):
-        props, name = component.props, component.name
-        problems = []
-        classes = objectives.get("classes") or {}
-        recovery = props.get("pilotLightRecoveryS")
-        if classes and recovery:
-            tightest = min(classes.values(), key=lambda c: c["rto_s"])
-            expected = standby_mode(tightest["rto_s"], recovery)
-            if props.get("mode") != expected:
-                problems.append(
-                    f"DR standby is {props.get('mode')} but {tightest['name']} RTO "
-                    f"{fmt_s(tightest['rto_s'])} needs {expected}"
-                )
-        roles = {}
-        for role in ("primary", "secondary"):
-            record = named.get(f"{name}-{role}")
-            policies = _as_list(_get(record.props if record else None, "failoverRoutingPolicies"))
-            roles[role] = bool(policies) and policies[0].get("type") == role.upper()
-        if not all(roles.values()):
-            problems.append("no PRIMARY/SECONDARY Route 53 failover records")
-        check = named.get(f"{name}-primary-check")
-        if check is None or not named[f"{name}-primary"].props.get("healthCheckId"):
-            problems.append("the PRIMARY record has no health check")
-        alarm = named.get(f"{name}-primary-unhealthy")
-        if alarm is None or alarm.props.get("region") != ROUTE53_METRICS_REGION:
-            problems.append("no health-check alarm in us-east-1, where Route 53 metrics live")
-        elif not _as_list(alarm.props.get("alarmActions")):
-            problems.append("the health-check alarm notifies no one")
-        rpo, copy = None, ""
-        if props.get("backend") == "rds":
-            dr = props.get("drRegion")
-            replica = named.get(f"{name}-replica")
-            sound = False
-            if replica is None or not replica.props.get("replicateSourceDb"):
-                problems.append("no cross-region read replica")
-            elif replica.props.get("region") != dr:
-                problems.append("the read replica is not in the DR region")
-            elif not replica.props.get("storageEncrypted"):
-                problems.append("the read replica is not encrypted")
-            else:
-                sound = True
-            if sound:
-                # An asynchronous replica: its lag alarm is the only bound on a region loss.
-                rpo, lag = lag_alarm_bound(
-                    named.get(f"{name}-replica-lag"),
-                    "AWS/RDS",
-                    "ReplicaLag",
-                    "DBInstanceIdentifier",
-                    dr,
-                )
-                copy = (
-                    f"; read replica in {dr}, {lag}"
-                    if rpo is not None
-                    else f"; read replica in {dr}, lag not bounded: {lag}"
-                )
-        description = (
-            f"database (DR standby in {props.get('drRegion')}): {props.get('mode')}, because "
-            f"{props.get('reason')}; Route 53 failover records with a health check{copy}"
-        )
-        found.append(
-            Mechanism(
-                "database", "critical", description, rpo, True, [f"{name}: {p}" for p in problems]
-            )
-        )
-    return found
-
-
-MECHANISM_EXTRACTORS.append(dr_standby_mechanisms)
 
 
 def rds_encrypted_with_cmk(props: Mapping[str, Any]) -> list[str]:
@@ -878,6 +674,13 @@ RESOURCE_RULES += [
         rds_backup_copy_encrypted,
     ),
 ]
+
+
+# The database's extractors register themselves in MECHANISM_EXTRACTORS when imported.
+if __package__:
+    from . import database  # noqa: E402,F401
+else:  # pragma: no cover - exercised by the subprocess test of the real pack
+    import database  # type: ignore[no-redef]  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,12 +78,20 @@ def _dataset(mechanism: str) -> str:
     return mechanism.split(":", 1)[0]
 
 
+def _bound_lines(c: dict[str, Any]) -> list[str]:
+    """A class's enforced and detected bounds as lines (documents before bounds had none)."""
+    return [f"{d}: {b['text']}" for d, bounds in (c.get("bounds") or {}).items() for b in bounds]
+
+
 def diff_postures(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """What changed per class: verdict, declared/objective RPO, mechanisms and problems."""
+    """What changed per class: verdict, declared/objective RPO, mechanisms, bounds, problems."""
     old_classes = {c["name"]: c for c in (old or {}).get("classes", [])}
     classes = []
     for c in new["classes"]:
         before = old_classes.get(c["name"])
+        if before is not None:
+            before = {**before, "bound_lines": _bound_lines(before)}
+        c = {**c, "bound_lines": _bound_lines(c)}
         entry: dict[str, Any] = {"name": c["name"], "changes": []}
         if before is None:
             entry["changes"].append("new class")
@@ -93,17 +101,22 @@ def diff_postures(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
                 "rpo_objective_s": None,
                 "mechanisms": [],
                 "problems": [],
+                "bound_lines": [],
             }
         for field in ("met", "rpo_declared_s", "rpo_objective_s"):
             entry[field] = {"before": before[field], "after": c[field]}
             if before[field] != c[field]:
                 entry["changes"].append(field)
-        for field in ("mechanisms", "problems"):
+        for field, name in (
+            ("mechanisms", "mechanisms"),
+            ("problems", "problems"),
+            ("bound_lines", "bounds"),
+        ):
             removed = [m for m in before[field] if m not in c[field]]
             added = [m for m in c[field] if m not in before[field]]
-            entry[field] = {"removed": removed, "added": added}
+            entry[name] = {"removed": removed, "added": added}
             if removed or added:
-                entry["changes"].append(field)
+                entry["changes"].append(name)
         classes.append(entry)
     for name in old_classes.keys() - {c["name"] for c in new["classes"]}:
         classes.append({"name": name, "changes": ["class removed"]})
@@ -172,13 +185,24 @@ def render_markdown(diff: dict[str, Any], rev: str) -> str:
             )
         for c in diff["classes"]:
             mech, probs = c.get("mechanisms"), c.get("problems")
+            bounds = c.get("bounds") or {"removed": [], "added": []}
             if not (
-                mech and (mech["removed"] or mech["added"] or probs["removed"] or probs["added"])
+                mech
+                and (
+                    mech["removed"]
+                    or mech["added"]
+                    or probs["removed"]
+                    or probs["added"]
+                    or bounds["removed"]
+                    or bounds["added"]
+                )
             ):
                 continue
             lines += ["", f"**{c['name']}**", ""]
             lines += [f"- mechanism removed: {m}" for m in mech["removed"]]
             lines += [f"- mechanism added: {m}" for m in mech["added"]]
+            lines += [f"- bound removed: {b}" for b in bounds["removed"]]
+            lines += [f"- bound added: {b}" for b in bounds["added"]]
             lines += [f"- problem fixed: {p}" for p in probs["removed"]]
             lines += [f"- new problem: {p}" for p in probs["added"]]
     violations = diff["violations"]

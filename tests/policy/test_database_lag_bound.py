@@ -1,11 +1,12 @@
-"""The database's region-loss bound on the asynchronous backends: the lag alarm at the RPO.
+"""The database on the asynchronous backends: nothing enforced, a guard, and an alarm that detects.
 
-rds (the DR read replica, ``dr_standby_mechanisms``) and supabase (the DR-region subscriber,
-``postgres_backup_mechanisms``) replicate asynchronously, so nothing bounds what a region loss
-costs except an alarm on the copy's lag that pages. These tests evaluate the real program for
-prod with each backend, check that posture now calls the critical class met, then mutate the
-declared alarm (remove it, raise its threshold, break one of its settings) and check the class is
-NOT MET again, with the reason in the problems.
+rds (the DR read replica) and supabase (the DR-region subscriber) replicate asynchronously.
+``drctl failover`` refuses to promote a copy whose lag exceeds the critical RPO (without
+--accept-data-loss), but that is a guard, not a bound: on a real region loss the writes behind the
+lag are gone with the primary. The lag alarms only *detect*: they are shown with their detection
+delay and never become the declared worst case, whatever their threshold. So on these backends the
+critical class is NOT MET unless something enforces a bound. These tests evaluate the real program
+for prod with each backend, and check the verdict follows the guard, the alarm and the dump.
 """
 
 from __future__ import annotations
@@ -45,42 +46,53 @@ def _tamper(resources, name, **props):
     ]
 
 
+def _kinds(critical):
+    return {(b.kind, b.loss_s) for b in critical.bounds["database"]}
+
+
 @pytest.mark.parametrize("backend", ["rds", "supabase"])
-def test_posture_for_prod_is_met_and_names_what_bounds_the_database(backend):
+def test_the_refusal_guards_the_alarm_detects_and_nothing_bounds_a_region_loss(backend):
     posture = report(_evaluation(backend))
     critical = next(c for c in posture["classes"] if c["name"] == "critical")
-    assert critical["met"] is True, critical["problems"]
-    assert critical["datasets"]["database"] == 900
-    text = "\n".join(critical["mechanisms"])
-    if backend == "rds":
-        assert "read replica in us-west-2, ReplicaLag alarm at 15 min" in text
-    else:
-        assert "lag bounded by the SubscriptionLagSeconds alarm at 15 min in us-west-2" in text
+    assert critical["verdict"] == "not met"
+    # rds: nothing else; supabase: the daily dump, two days and the replication of the last one.
+    assert critical["datasets"]["database"] == {"rds": None, "supabase": 2895 * 60}[backend]
+    bounds = critical["bounds"]["database"]
+    refusal = next(b for b in bounds if b["kind"] == "failover-refusal")
+    assert refusal["guard"] and not refusal["enforced"] and refusal["loss_s"] == 900
+    assert "--accept-data-loss" in refusal["via"] and "RTO" in refusal["price"]
+    assert "not a bound on region loss" in refusal["text"]
+    [alarm] = [b for b in bounds if b["kind"] == "detected"]
+    assert not alarm["enforced"] and METRIC[backend] in alarm["via"]
+    # Period 60 s x 1 datapoint, plus the minute the metric takes to be published.
+    assert alarm["detection_s"] == 120
+    assert "pages within 2 min after the lag passes 15 min" in alarm["text"]
 
 
 @pytest.mark.parametrize("backend", ["rds", "supabase"])
-def test_without_the_alarm_the_database_is_not_bounded_by_the_copy(backend):
+def test_an_alarm_tighter_than_the_rpo_is_never_the_bound(backend):
+    """Were the alarm counted, a 5-minute threshold would become the declared worst case."""
+    critical = _critical(_tamper(_resources(backend), ALARM[backend], threshold=300.0))
+    assert not critical.met and critical.datasets["database"] != 300
+    assert ("detected", 300) in _kinds(critical)
+
+
+@pytest.mark.parametrize("backend", ["rds", "supabase"])
+def test_the_refusal_is_never_the_bound_however_tight(backend):
+    """Were the guard counted, a 5-minute RPO would be met by construction on an async copy."""
+    ev = evaluate_stack("prod", overrides={"dbBackend": backend, "criticalRpo": "5m"})
+    critical = _critical([rules.Resource(r.type, r.name, r.inputs) for r in ev.resources])
+    assert ("failover-refusal", 300) in _kinds(critical)
+    assert not critical.met and critical.datasets["database"] != 300
+
+
+@pytest.mark.parametrize("backend", ["rds", "supabase"])
+def test_without_the_alarm_nothing_detects_and_the_guard_stays(backend):
     resources = [r for r in _resources(backend) if r.name != ALARM[backend]]
     critical = _critical(resources)
-    assert not critical.met
-    if backend == "rds":
-        assert "database: nothing bounds data loss on region loss" in critical.problems
-        assert critical.datasets["database"] is None
-    else:
-        # The daily dump is all that is left.
-        assert "database: worst case 1 d exceeds the RPO 15 min" in critical.problems
-    assert any(f"lag not bounded: no {METRIC[backend]} alarm" in m for m in critical.mechanisms)
-
-
-@pytest.mark.parametrize("backend", ["rds", "supabase"])
-def test_an_alarm_above_the_rpo_does_not_meet_it(backend):
-    resources = _tamper(_resources(backend), ALARM[backend], threshold=3600.0)
-    critical = _critical(resources)
-    assert not critical.met and critical.datasets["database"] == 3600
-    assert "database: worst case 1 h exceeds the RPO 15 min" in critical.problems
-    # Tighter than the RPO is fine, and is what posture then declares.
-    critical = _critical(_tamper(_resources(backend), ALARM[backend], threshold=300.0))
-    assert critical.met and critical.datasets["database"] == 300
+    assert not critical.met and ("failover-refusal", 900) in _kinds(critical)
+    assert not any(b.kind == "detected" for b in critical.bounds["database"])
+    assert any(f"detected: nothing (no {METRIC[backend]} alarm)" in m for m in critical.mechanisms)
 
 
 @pytest.mark.parametrize("backend", ["rds", "supabase"])
@@ -97,27 +109,43 @@ def test_an_alarm_above_the_rpo_does_not_meet_it(backend):
         ({"metricName": "CPUUtilization"}, "watches"),
     ],
 )
-def test_an_alarm_that_cannot_page_on_the_lag_is_no_bound(backend, change, why):
-    resources = _tamper(_resources(backend), ALARM[backend], **change)
-    critical = _critical(resources)
+def test_an_alarm_that_cannot_page_detects_nothing(backend, change, why):
+    critical = _critical(_tamper(_resources(backend), ALARM[backend], **change))
+    assert not any(b.kind == "detected" for b in critical.bounds["database"])
     assert not critical.met
-    assert any(f"{METRIC[backend]} alarm" in m and why in m for m in critical.mechanisms), (
-        critical.mechanisms
-    )
+    assert any(f"{METRIC[backend]} alarm" in m and why in m for m in critical.mechanisms)
 
 
-def test_rds_replica_lag_needs_the_replica_itself():
-    # An alarm with no sound replica behind it bounds nothing.
-    resources = _tamper(_resources("rds"), "dr-standby-replica", storageEncrypted=False)
-    critical = _critical(resources)
+@pytest.mark.parametrize(
+    ("backend", "remove"),
+    [
+        ("rds", lambda r: r.name == "dr-standby-replica"),
+        ("supabase", lambda r: r.type.endswith("/subscription:Subscription")),
+    ],
+)
+def test_without_a_sound_standby_there_is_no_guard_either(backend, remove):
+    critical = _critical([r for r in _resources(backend) if not remove(r)])
     assert not critical.met
-    assert "database: nothing bounds data loss on region loss" in critical.problems
+    assert not any(b.kind == "failover-refusal" for b in critical.bounds["database"])
+    if backend == "rds":
+        assert "database: nothing bounds data loss on region loss" in critical.problems
+        assert critical.datasets["database"] is None
+    else:  # the daily dump is all that is left: two days and the replication of the last one
+        assert "database: worst case 2895 min exceeds the RPO 15 min" in critical.problems
+
+
+def test_rds_replica_outside_the_dr_region_or_unencrypted_is_no_guard():
+    for change in ({"region": "us-east-1"}, {"storageEncrypted": False}):
+        critical = _critical(_tamper(_resources("rds"), "dr-standby-replica", **change))
+        assert not critical.met and critical.datasets["database"] is None
+        assert not any(b.kind == "failover-refusal" for b in critical.bounds["database"])
 
 
 @pytest.mark.parametrize(("rpo", "seconds"), [("5m", 300), ("30m", 1800)])
 @pytest.mark.parametrize("backend", ["rds", "supabase"])
-def test_the_alarm_follows_the_critical_rpo(backend, rpo, seconds):
+def test_the_refusal_and_the_alarm_follow_the_critical_rpo(backend, rpo, seconds):
     ev = evaluate_stack("prod", overrides={"dbBackend": backend, "criticalRpo": rpo})
     assert ev.named(ALARM[backend]).inputs["threshold"] == seconds
-    resources = [rules.Resource(r.type, r.name, r.inputs) for r in ev.resources]
-    assert _critical(resources).datasets["database"] == seconds
+    critical = _critical([rules.Resource(r.type, r.name, r.inputs) for r in ev.resources])
+    assert {("failover-refusal", seconds), ("detected", seconds)} <= _kinds(critical)
+    assert critical.datasets["database"] != seconds

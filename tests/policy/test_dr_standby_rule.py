@@ -1,4 +1,4 @@
-"""rules.dr_standby_mechanisms and rules.standby_mode: compliant and non-compliant cases."""
+"""database.dr_standby_mechanisms and rules.standby_mode: compliant and non-compliant cases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from policy import rules
+from policy import database, rules
 from scripts.local.evaluate import evaluate_stack
 
 
@@ -27,7 +27,7 @@ def test_standby_mode_boundary():
 def test_prod_is_compliant_and_posture_shows_the_choice_and_reason(prod):
     resources = _resources(prod)
     objectives = rules.objectives_of(resources)
-    mechanism = _standby(rules.dr_standby_mechanisms(resources, objectives))
+    mechanism = _standby(database.dr_standby_mechanisms(resources, objectives))
     assert mechanism.problems == [] and mechanism.data_class == "critical"
     assert "warm-standby, because critical RTO 1h" in mechanism.description
     critical = [v for v in rules.class_verdicts(resources, objectives) if v.name == "critical"][0]
@@ -42,9 +42,9 @@ def rds_prod():
 def test_rds_replica_is_checked(rds_prod):
     resources = _resources(rds_prod)
     objectives = rules.objectives_of(resources)
-    assert _standby(rules.dr_standby_mechanisms(resources, objectives)).problems == []
+    assert _standby(database.dr_standby_mechanisms(resources, objectives)).problems == []
     without = [r for r in resources if r.name != "dr-standby-replica"]
-    problems = _standby(rules.dr_standby_mechanisms(without, objectives)).problems
+    problems = _standby(database.dr_standby_mechanisms(without, objectives)).problems
     assert problems == ["dr-standby: no cross-region read replica"]
 
 
@@ -69,7 +69,7 @@ def test_non_compliant_standby_is_reported_and_fails_the_critical_class(prod, ch
     name, props = change
     resources = _tamper(_resources(prod), name, **props)
     objectives = rules.objectives_of(resources)
-    problems = _standby(rules.dr_standby_mechanisms(resources, objectives)).problems
+    problems = _standby(database.dr_standby_mechanisms(resources, objectives)).problems
     assert len(problems) == 1 and expected in problems[0]
     violations = rules.objective_violations(resources)
     assert any(expected in v.message and v.resource == "class critical" for v in violations)

@@ -1,69 +1,158 @@
-"""policy.rules.postgres_backup_mechanisms: the database under the critical class.
+"""policy.database.postgres_backup_mechanisms: the database under the critical class.
 
-Synthetic resources give a compliant and a non-compliant case per backend; evaluations of the
-real program check the worst-case RPO against components.pgbackrest_config's own derivation.
+The self-managed bound is read from the files the host receives, so these tests take the files
+the real program renders (prod, evaluated under mocks) and change one rendered value at a time:
+the verdict must follow the file, not the component's inputs. Synthetic resources give the rds
+and supabase compliant and non-compliant cases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
 
 from components import pgbackrest_config as pgbr
 from components.objectives import parse_objectives
-from policy import rules
+from policy import database, rules
 from scripts.local.evaluate import evaluate_stack, read_stack_config
 
 OBJ = {"regions": {"primary": "us-east-1", "dr": "us-west-2", "third": "eu-west-1"}}
 T = rules.POSTGRES_BACKUP_TYPE
+CONF = "postgresql/conf.d/pgbackrest-archiving.conf"
+PGBR = "pgbackrest/pgbackrest.conf"
 
 
 def _r(type_, name, **props):
     return rules.Resource(type_, name, props)
 
 
-def _self_managed(lock=True, timeout=300.0, push=60.0):
-    comp = _r(T, "db", backend="self-managed", dataset="database", pitrWindowDays=7.0)
-    if timeout is not None:
-        comp.props.update(archiveTimeoutS=timeout, archivePushTimeoutS=push)
-    lock_rule = {"defaultRetention": {"mode": "COMPLIANCE", "days": 14.0}}
-    return [
-        comp,
-        _r("aws:s3/bucket:Bucket", "db-repo1-us-east-1", objectLockEnabled=lock),
-        _r(
-            "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-            "db-repo1-us-east-1-object-lock",
-            rule=lock_rule,
+@functools.cache
+def _evaluated(backend="self-managed", rpo="15m"):
+    ev = evaluate_stack("prod", overrides={"dbBackend": backend, "criticalRpo": rpo})
+    return tuple(rules.Resource(r.type, r.name, r.inputs) for r in ev.resources)
+
+
+def _with_file(resources, path, old, new):
+    """The same stack, with one rendered file of the database host changed."""
+    out = []
+    for r in resources:
+        if r.type == T:
+            files = dict(r.props["artefacts"])
+            assert old in files[path], (path, old)
+            files[path] = files[path].replace(old, new)
+            r = dataclasses.replace(r, props={**r.props, "artefacts": files})
+        out.append(r)
+    return out
+
+
+def _without_standby(resources):
+    """No DR standby: the failover refusal is gone, WAL archiving is all that is left."""
+    return [r for r in resources if r.type != rules.DR_STANDBY_TYPE]
+
+
+def _database(resources):
+    objectives = rules.objectives_of(resources)
+    (mechanism,) = database.postgres_backup_mechanisms(resources, objectives)
+    critical = next(v for v in rules.class_verdicts(resources, objectives) if v.name == "critical")
+    return mechanism, critical
+
+
+def test_self_managed_bound_comes_from_the_rendered_files():
+    mechanism, critical = _database(_evaluated())
+    assert mechanism.problems == [] and mechanism.rpo_s == 360
+    [archive] = mechanism.bounds
+    assert archive.kind == "archive" and archive.enforced and archive.loss_s == 360
+    assert "repo2 in us-west-2" in archive.via and "archive_timeout 5 min" in archive.via
+    assert "object lock COMPLIANCE 14 d" in mechanism.description
+    assert critical.met and critical.datasets["database"] == 360
+
+
+@pytest.mark.parametrize("rpo", ["15m", "3m", "1h"])
+def test_rendered_bound_equals_the_pgbackrest_derivation(rpo):
+    mechanism, _ = _database(_evaluated("self-managed", rpo))
+    raw = read_stack_config("prod") | {"platform-dr:criticalRpo": rpo}
+    assert mechanism.rpo_s == pgbr.worst_case_rpo_s(parse_objectives(raw, "prod"))
+
+
+def test_archive_timeout_3600_in_the_rendered_conf_changes_the_verdict():
+    """The review's case: only the host's postgresql.conf changes, not the component."""
+    changed = _with_file(
+        _evaluated(), CONF, "archive_timeout = '300s'", "archive_timeout = '3600s'"
+    )
+    mechanism, critical = _database(changed)
+    assert mechanism.rpo_s == 3660
+    # The DR standby's failover refusal is a guard, not a bound: the archive is what bounds a
+    # region loss, so the class is NOT MET.
+    assert not critical.met
+    assert "database: worst case 61 min exceeds the RPO 15 min" in critical.problems
+    mechanism, critical = _database(_evaluated())
+    assert critical.met and critical.datasets["database"] == 360
+
+
+def test_push_timeout_in_the_rendered_pgbackrest_conf_changes_the_bound():
+    changed = _with_file(
+        _evaluated(), PGBR, "[global:archive-push]", "[global:archive-push]\narchive-timeout=900"
+    )
+    mechanism, critical = _database(_without_standby(changed))
+    assert mechanism.rpo_s == 1200 and not critical.met
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "needle"),
+    [
+        (PGBR, "archive-async=y", "archive-async=y\narchive-push-queue-max=4GiB", "drops WAL"),
+        (PGBR, "repo2-s3-region=us-west-2", "repo2-s3-region=us-east-1", "archives only to"),
+        (CONF, "archive_mode = 'on'", "archive_mode = 'off'", "archive_mode is 'off'"),
+        (CONF, "--stanza=main archive-push", "--stanza=db archive-push", "stanza 'db'"),
+        (
+            "systemd/pgbackrest-incr.timer",
+            "OnCalendar=*-*-* *:30:00",
+            "OnCalendar=*-*-* 0/6:30:00",
+            "systemd/ backs repo2 up at incr level at most every 6 h",
         ),
-        _r("aws:s3/bucket:Bucket", "db-repo2-us-west-2", objectLockEnabled=True),
-        _r(
-            "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-            "db-repo2-us-west-2-object-lock",
-            rule=lock_rule,
+        (
+            "cron.d/pgbackrest",
+            "0 1 * * 0 postgres",
+            "0 1 1 * * postgres",
+            "cron.d/ backs repo1 up at full level at most every 31 d",
         ),
-    ]
+        ("cron.d/pgbackrest", "for r in 1 2;", "for r in 1;", "no full backup reaches repo2"),
+    ],
+)
+def test_each_rendered_fault_fails_the_class(path, old, new, needle):
+    mechanism, critical = _database(_with_file(_evaluated(), path, old, new))
+    assert any(needle in p for p in mechanism.problems), mechanism.problems
+    assert not critical.met and any(needle in p for p in critical.problems)
 
 
-def test_self_managed_compliant():
-    (m,) = rules.postgres_backup_mechanisms(_self_managed(), OBJ)
-    assert m.data_class == "critical" and m.dataset == "database"
-    assert m.rpo_s == 360 and m.problems == []
-    assert "worst case 6 min" in m.description and "PITR 7 d" in m.description
-    assert "object lock COMPLIANCE 14 d" in m.description
+def test_a_synchronous_dr_standby_is_an_enforced_bound_of_zero():
+    changed = _with_file(
+        _evaluated(),
+        CONF,
+        "max_wal_senders",
+        "synchronous_standby_names = 'dr_standby'\nmax_wal_senders",
+    )
+    mechanism, _ = _database(changed)
+    assert [b.kind for b in mechanism.bounds] == ["archive", "synchronous"]
+    assert mechanism.rpo_s == 0 and "commits wait" in mechanism.bounds[1].holds_while
+    # A quorum another standby can satisfy bounds nothing across regions.
+    quorum = _with_file(
+        _evaluated(),
+        CONF,
+        "max_wal_senders",
+        "synchronous_standby_names = 'ANY 1 (dr_standby, local)'\nmax_wal_senders",
+    )
+    assert _database(quorum)[0].rpo_s == 360
 
 
-def test_self_managed_non_compliant():
-    (m,) = rules.postgres_backup_mechanisms(_self_managed(lock=False, timeout=None), OBJ)
-    assert m.rpo_s is None
-    assert "database: repo1 bucket has no object lock" in m.problems
-    assert "database: archive_timeout not declared" in m.problems
-    missing = [r for r in _self_managed() if "repo2" not in r.name]
-    (m,) = rules.postgres_backup_mechanisms(missing, OBJ)
-    assert "database: no pgBackRest repo2 bucket" in m.problems
-    unlocked = [r for r in _self_managed() if r.name != "db-repo2-us-west-2-object-lock"]
-    (m,) = rules.postgres_backup_mechanisms(unlocked, OBJ)
-    assert m.problems == ["database: repo2 bucket has no object lock"]
+def test_self_managed_object_lock_and_buckets():
+    resources = _evaluated()
+    unlocked = [r for r in resources if r.name != "database-repo2-us-west-2-object-lock"]
+    assert _database(unlocked)[0].problems == ["database: repo2 bucket has no object lock"]
+    missing = [r for r in resources if r.name != "database-repo1-us-east-1"]
+    assert "database: no pgBackRest repo1 bucket" in _database(missing)[0].problems
 
 
 def _rds(retention=7.0, encrypted=True, replicated=True):
@@ -88,14 +177,14 @@ def _rds(retention=7.0, encrypted=True, replicated=True):
 
 
 def test_rds_compliant_claims_no_region_loss_bound_it_cannot_prove():
-    (m,) = rules.postgres_backup_mechanisms(_rds(), OBJ)
-    assert m.problems == [] and m.rpo_s is None and m.covers_region_loss
+    (m,) = database.postgres_backup_mechanisms(_rds(), OBJ)
+    assert m.problems == [] and m.rpo_s is None and m.bounds == [] and m.covers_region_loss
     assert "PITR 7 d" in m.description and "5 min" in m.description
     assert "replicated to us-west-2" in m.description
 
 
 def test_rds_non_compliant():
-    (m,) = rules.postgres_backup_mechanisms(
+    (m,) = database.postgres_backup_mechanisms(
         _rds(retention=3.0, encrypted=False, replicated=False), OBJ
     )
     assert "database: backup retention 3 d is under the PITR window 7 d" in m.problems
@@ -103,67 +192,34 @@ def test_rds_non_compliant():
     assert "database: automated backups are not replicated out of region" in m.problems
 
 
-def test_supabase_compliant_and_non_compliant():
-    comp = _r(
-        T, "db", backend="supabase", dataset="database", pitrWindowDays=7.0, dumpIntervalS=86400.0
+def test_supabase_dump_schedule_is_read_from_the_rendered_timers_and_cron():
+    mechanism, critical = _database(_evaluated("supabase"))
+    assert mechanism.problems == []
+    schedule = next(b for b in mechanism.bounds if b.kind == "schedule")
+    # A dump may still run when the region goes: two intervals, then RTC replicates it out.
+    assert schedule.loss_s == 2 * 86400 + 900
+    weekly = _with_file(
+        _evaluated("supabase"), "cron.d/supabase-dump", "15 2 * * * postgres", "15 2 * * 0 postgres"
     )
-    pub = _r("postgresql:index/publication:Publication", "db-publication")
-    sub = _r("postgresql:index/subscription:Subscription", "db-subscription")
-    # Without a lag alarm only the daily dump bounds a region loss.
-    (m,) = rules.postgres_backup_mechanisms([comp, pub, sub], OBJ)
-    assert m.problems == [] and m.rpo_s == 86400
-    assert "lag not bounded: no SubscriptionLagSeconds alarm" in m.description
-    (m,) = rules.postgres_backup_mechanisms([comp, pub], OBJ)
-    assert m.problems == ["database: no publication/subscription to a DR-region Postgres"]
-    # With one, the alarm's threshold is the bound...
-    alarm = _r(
-        "aws:cloudwatch/metricAlarm:MetricAlarm",
-        "db-subscription-lag",
-        region="us-west-2",
-        namespace="platform-dr",
-        metricName="SubscriptionLagSeconds",
-        dimensions={"Subscription": "platform_dr_sub"},
-        statistic="Maximum",
-        comparisonOperator="GreaterThanThreshold",
-        threshold=600.0,
-        alarmActions=["arn:aws:sns:us-west-2:111122223333:alerts"],
-        treatMissingData="breaching",
+    schedule = next(b for b in _database(weekly)[0].bounds if b.kind == "schedule")
+    assert schedule.loss_s == 2 * 7 * 86400 + 900
+
+
+def test_supabase_without_subscription_or_dumps():
+    resources = _evaluated("supabase")
+    no_sub = [r for r in resources if not r.type.endswith("/subscription:Subscription")]
+    assert "database: no publication/subscription to a DR-region Postgres" in (
+        _database(no_sub)[0].problems
     )
-    (m,) = rules.postgres_backup_mechanisms([comp, pub, sub, alarm], OBJ)
-    assert m.problems == [] and m.rpo_s == 600
-    assert "SubscriptionLagSeconds alarm at 10 min in us-west-2" in m.description
-    # ...but not without a subscription to be lagging.
-    (m,) = rules.postgres_backup_mechanisms([comp, pub, alarm], OBJ)
-    assert m.rpo_s == 86400 and "no subscription" in m.description
-
-
-@functools.cache
-def _verdict(backend, rpo="15m"):
-    ev = evaluate_stack("prod", overrides={"dbBackend": backend, "criticalRpo": rpo})
-    resources = [rules.Resource(r.type, r.name, r.inputs) for r in ev.resources]
-    objectives = rules.objectives_of(resources)
-    (mechanism,) = rules.postgres_backup_mechanisms(resources, objectives)
-    critical = next(v for v in rules.class_verdicts(resources, objectives) if v.name == "critical")
-    return mechanism, critical
-
-
-@pytest.mark.parametrize("rpo", ["15m", "3m", "1h"])
-def test_declared_worst_case_equals_the_pgbackrest_derivation(rpo):
-    mechanism, critical = _verdict("self-managed", rpo)
-    raw = read_stack_config("prod") | {"platform-dr:criticalRpo": rpo}
-    objectives = parse_objectives(raw, "prod")
-    assert mechanism.rpo_s == pgbr.worst_case_rpo_s(objectives)
-    assert mechanism.description in critical.mechanisms
-    assert mechanism.problems == [] and "object lock COMPLIANCE 14 d" in mechanism.description
-    assert critical.datasets["database"] == mechanism.rpo_s
-
-
-def test_supabase_subscription_lag_alarm_bounds_the_database_at_the_rpo():
-    # The daily dump alone would be 1 d; tests/policy/test_database_lag_bound.py removes the
-    # alarm and shows that verdict.
-    mechanism, critical = _verdict("supabase")
-    assert mechanism.rpo_s == 900 and critical.met
-    assert critical.datasets["database"] == 900
+    no_dumps = []
+    for r in resources:
+        if r.type == T:
+            files = {k: v for k, v in r.props["artefacts"].items() if "supabase-dump" not in k}
+            r = dataclasses.replace(r, props={**r.props, "artefacts": files})
+        no_dumps.append(r)
+    mechanism, _ = _database(no_dumps)
+    assert "database: no scheduled logical dump is rendered for the host" in mechanism.problems
+    assert not any(b.kind == "schedule" for b in mechanism.bounds)
 
 
 # -- RDS resource rules (compliant and non-compliant case each) -------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from scripts.checks.posture import report
+from scripts.checks.posture import EVIDENCE_PATH, report
 from scripts.cli import app
 from scripts.local.evaluate import ROOT
 
@@ -18,7 +19,15 @@ from scripts.local.evaluate import ROOT
 def project_copy(tmp_path):
     for name in ("Pulumi.yaml", "__main__.py", "Pulumi.prod.yaml", "Pulumi.dr.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / EVIDENCE_PATH).parent.mkdir(parents=True)
+    evidence = json.loads((ROOT / EVIDENCE_PATH).read_text())
+    evidence["measured_at"] = dt.datetime.now(dt.UTC).isoformat()  # fresh, whenever this runs
+    (tmp_path / EVIDENCE_PATH).write_text(json.dumps(evidence))
     return tmp_path
+
+
+def _posture(project, *args):
+    return CliRunner().invoke(app, ["posture", "--json", "--project-dir", str(project), *args])
 
 
 def _stack_with(project, name, **changes):
@@ -33,7 +42,9 @@ def test_json_for_prod_has_every_class_met(prod):
     assert [c["name"] for c in document["classes"]] == ["critical", "important", "operational"]
     critical = document["classes"][0]
     assert critical["rpo_objective_s"] == 900 and critical["rto_objective_s"] == 3600
-    assert critical["rpo_declared_s"] is not None and critical["rpo_declared_s"] <= 900
+    # The worst dataset (S3 RTC, 15 min), not the best (WAL archiving, 6 min).
+    assert critical["rpo_declared_s"] == 900 and critical["datasets"]["database"] == 360
+    assert critical["verdict"] == "met" and critical["rto"]["verdict"] == "met"
     audio = [m for m in critical["mechanisms"] if m.startswith("creator-audio:")][0]
     assert "3 copies in us-east-1/us-west-2/eu-west-1" in audio and "RTC 15 min" in audio
     assert document["met"] is True, document
@@ -45,10 +56,21 @@ def test_cli_json_and_exit_zero():
     document = json.loads(result.stdout)
     assert document["stack"] == "dr"
     assert all(
-        {"name", "rpo_objective_s", "rto_objective_s", "rpo_declared_s", "met", "mechanisms"}
+        {
+            "name",
+            "rpo_objective_s",
+            "rto_objective_s",
+            "rpo_declared_s",
+            "verdict",
+            "met",
+            "mechanisms",
+            "bounds",
+            "rto",
+        }
         <= set(c)
         for c in document["classes"]
     )
+    assert document["verdict"] == "met" and document["evidence"]["status"] == "ok"
 
 
 def test_a_tighter_objective_than_the_mechanisms_can_meet_is_not_met(project_copy):
@@ -78,3 +100,66 @@ def test_posture_shows_aws_backup_coverage_and_who_covers_the_whole_hour_gap(pro
     assert any(m.startswith("AWS Backup plan backup-critical") for m in critical["mechanisms"])
     # Operational data is audited at 24 h, as coarse as its objective: no gap to explain.
     assert classes["operational"]["aws_backup"]["gap_note"] is None
+
+
+def test_missing_evidence_is_unknown_and_fails_unless_allowed(project_copy):
+    (project_copy / EVIDENCE_PATH).unlink()
+    _stack_with(project_copy, "copy")
+    result = _posture(project_copy, "-s", "copy")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    critical = document["classes"][0]
+    assert document["verdict"] == "unknown" and critical["verdict"] == "unknown"
+    assert critical["met"] is False and document["evidence"]["status"] == "missing"
+    assert any(p.startswith("RTO UNKNOWN") for p in critical["problems"])
+    allowed = _posture(project_copy, "-s", "copy", "--allow-unknown")
+    assert allowed.exit_code == 0 and json.loads(allowed.stdout)["verdict"] == "unknown"
+    human = CliRunner().invoke(
+        app, ["posture", "-s", "copy", "--allow-unknown", "--project-dir", str(project_copy)]
+    )
+    assert "UNKNOWN" in human.stdout and "evidence missing: no evidence file" in human.stdout
+
+
+def test_stale_evidence_is_unknown(project_copy):
+    path = project_copy / EVIDENCE_PATH
+    evidence = json.loads(path.read_text())
+    evidence["measured_at"] = "2020-01-01T00:00:00-03:30"
+    path.write_text(json.dumps(evidence))
+    _stack_with(project_copy, "copy")
+    document = json.loads(_posture(project_copy, "-s", "copy").stdout)
+    assert document["evidence"]["status"] == "stale" and document["verdict"] == "unknown"
+
+
+def test_an_rto_no_recovery_path_can_meet_is_not_met_even_with_allow_unknown(project_copy):
+    """A 2-minute critical RTO: detecting the outage alone takes 2.5 minutes."""
+    _stack_with(project_copy, "fast", criticalRto="2m")
+    result = _posture(project_copy, "-s", "fast", "--allow-unknown")
+    assert result.exit_code == 1
+    critical = json.loads(result.stdout)["classes"][0]
+    assert critical["verdict"] == "not met" and critical["rto"]["verdict"] == "not met"
+    assert any(
+        "no path that survives a region loss fits the RTO" in p for p in critical["problems"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("dbSize", "lots"), ("dbSize", "5PB"), ("dbWalRate", "2GB")]
+)
+def test_bad_sizing_config_is_a_config_error_naming_the_key(project_copy, key, value):
+    _stack_with(project_copy, "bad", **{key: value})
+    result = CliRunner().invoke(app, ["posture", "-s", "bad", "--project-dir", str(project_copy)])
+    assert result.exit_code == 2
+    assert f"platform-dr:{key} = {value!r} is not valid" in result.output
+
+
+def test_human_report_shows_enforced_detected_and_the_paths(prod):
+    from scripts.checks import posture
+
+    document = report(prod)
+    with posture.out.capture() as captured:
+        posture.render(document)
+    text = captured.get()
+    assert "database enforced (archive)" in text and "loss at most 6 min" in text
+    assert "database guarded at failover (not a bound on region loss)" in text
+    assert "PITR from repo2 (us-west-2) (survives region loss): met" in text
+    assert "evidence: " in text and "bench/restore.py" in text

@@ -54,7 +54,7 @@ def test_unchanged_tree_reports_no_posture_change(repo):
     assert "Resources: " in result.stdout and "(±0)" in result.stdout
 
 
-def test_relaxed_critical_rpo_drops_rtc_and_is_named(repo):
+def test_relaxed_critical_rpo_moves_the_rendered_bounds_and_is_named(repo):
     stack_file = repo / "Pulumi.prod.yaml"
     text = stack_file.read_text()
     assert "platform-dr:criticalRpo: 15m" in text
@@ -66,18 +66,20 @@ def test_relaxed_critical_rpo_drops_rtc_and_is_named(repo):
     assert set(changed) == {"critical"}, diff["classes"]
     critical = changed["critical"]
     assert critical["rpo_objective_s"] == {"before": 900, "after": 7200}
-    assert {"rpo_objective_s", "mechanisms"} <= set(critical["changes"])
-    [removed] = [m for m in critical["mechanisms"]["removed"] if m.startswith("creator-audio:")]
-    [added] = [m for m in critical["mechanisms"]["added"] if m.startswith("creator-audio:")]
-    assert "RTC 15 min" in removed
-    assert "RTC" not in added and "latency alarm at 2 h" in added
+    assert {"rpo_objective_s", "bounds"} <= set(critical["changes"])
+    # archive_timeout is rendered from the RPO (2h / 3 = 40 min): the archive bound the host's
+    # postgresql.conf now gives, and the failover refusal at the new RPO.
+    [removed] = [b for b in critical["bounds"]["removed"] if "(archive)" in b]
+    [added] = [b for b in critical["bounds"]["added"] if "(archive)" in b]
+    assert "loss at most 6 min" in removed and "loss at most 41 min" in added
+    assert any("critical RPO 2 h" in b for b in critical["bounds"]["added"])
     assert diff["changed"] and diff["met"] == {"before": True, "after": True}
 
     markdown = posture_diff.render_markdown(diff, "HEAD")
     assert "| critical | met |" in markdown
-    assert "15 min → 2 h" in markdown and "RPO objective, mechanisms" in markdown
-    assert f"- mechanism removed: {removed}" in markdown
-    assert f"- mechanism added: {added}" in markdown
+    assert "15 min → 2 h" in markdown and "RPO objective" in markdown and "bounds" in markdown
+    assert f"- bound removed: {removed}" in markdown
+    assert f"- bound added: {added}" in markdown
     assert "important" not in markdown and "No posture change" not in markdown
 
 

@@ -87,12 +87,14 @@ def test_replication_is_v2_one_rule_per_destination_with_rtc_for_15_minute_rpo(p
         assert destination["metrics"]["status"] == "Enabled"
 
 
-def test_no_rtc_when_the_class_rpo_is_longer_than_15_minutes(prod):
-    rules = prod.named("user-assets-replication").inputs["rules"]
-    assert all("replicationTime" not in r["destination"] for r in rules)
-    relaxed = evaluate_stack("prod", overrides={"criticalRpo": "30m"})
+def test_rtc_on_every_class_because_nothing_else_bounds_s3_replication(prod):
+    """Without RTC a copy's lag is only detected by an alarm, and an alarm bounds nothing."""
+    for dataset in ("user-assets", "generated-archive"):  # important class, RPO 1 h
+        rules = prod.named(f"{dataset}-replication").inputs["rules"]
+        assert all(r["destination"]["replicationTime"]["status"] == "Enabled" for r in rules)
+    relaxed = evaluate_stack("prod", overrides={"criticalRpo": "2h"})
     rules = relaxed.named("creator-audio-replication").inputs["rules"]
-    assert all("replicationTime" not in r["destination"] for r in rules)
+    assert all(r["destination"]["replicationTime"]["status"] == "Enabled" for r in rules)
 
 
 def test_replication_role_is_least_privilege(prod):
@@ -133,7 +135,9 @@ def test_alarms_on_latency_and_failures_go_to_the_encrypted_topic(prod):
         assert failed["metricName"] == "OperationsFailedReplication" and failed["threshold"] == 0
         assert latency["alarmActions"] == [topic] == failed["alarmActions"]
         assert latency["dimensions"]["RuleId"] == f"to-{region}"
-    assert prod.named("user-assets-latency-us-west-2").inputs["threshold"] == 3600
+    # RTC everywhere: the alarm pages when a copy falls behind RTC's 15 minutes, even in a class
+    # whose RPO is longer.
+    assert prod.named("user-assets-latency-us-west-2").inputs["threshold"] == 900
     topics = prod.of_type("aws:sns/topic:Topic")
     assert topics and all(t.inputs.get("kmsMasterKeyId") for t in topics)
 

@@ -1,0 +1,550 @@
+"""Read the files the database hosts receive, so the rules judge what a host runs with.
+
+The PostgresBackup component exports its rendered host files as ``artefacts`` (relative path ->
+text): the postgresql.conf fragment, pgbackrest.conf, systemd services and timers, cron.d lines.
+The database rules (policy/database.py) and posture's recovery estimates (policy/recovery.py)
+take every number they need from these texts, parsed here the way the programs on the host
+parse them, never from the component's inputs: a hand edit of a rendered value changes the
+verdict.
+
+Standard library only: the CrossGuard pack loads this file standalone from inside policy/.
+
+What is read, and how the host's program reads it:
+
+- postgresql.conf (``postgresql/**.conf``, merged in path order like ``include_dir``; the last
+  setting wins): ``name = value``, quotes with '' escapes, ``#`` comments, units ``ms s min h d``
+  (archive_timeout's default unit is seconds, 0 turns it off);
+- pgbackrest.conf: INI sections; an option of the archive-push command is looked up in
+  ``[stanza:archive-push]``, ``[stanza]``, ``[global:archive-push]``, ``[global]``, in that order,
+  with pgBackRest's defaults (archive-timeout 60 s, archive-async off, no push queue limit);
+- systemd timers (``OnCalendar=``, repeatable) and the services they start, and cron.d lines
+  (``m h dom mon dow user command``): expanded into firing times over a whole cycle (a day, a
+  week, or four years for month and day-of-month schedules), whose largest gap is what the
+  rules use. Gaps are wall-clock gaps in the schedule's own zone (local time unless it names
+  one); a daylight-saving change can stretch one of them by an hour a year.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+PGBACKREST_CONF = "pgbackrest/pgbackrest.conf"
+POSTGRESQL_PREFIX = "postgresql/"
+# pgBackRest's own defaults (pgbackrest.org/configuration.html) for the options rules read.
+PGBACKREST_DEFAULTS = {"archive-timeout": "60", "archive-async": "n"}
+DAY_S, WEEK_S = 86400, 7 * 86400
+
+
+class ArtefactError(ValueError):
+    """A rendered file the host would reject or read differently than the rules could."""
+
+
+# ---------------------------------------------------------------------------------------------
+# postgresql.conf
+
+_PG_LINE = re.compile(
+    r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_.]*)\s*(?:=\s*|\s+)"
+    r"(?P<value>'(?:[^'\\]|''|\\.)*'|[^\s#']*)\s*(?:#.*)?$"
+)
+_PG_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400}
+_PG_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+
+
+def parse_postgresql_conf(text: str) -> dict[str, str]:
+    """{lowercase name: value} of one postgresql.conf text; later lines win, as in Postgres."""
+    settings: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _PG_LINE.match(line)
+        if not match:
+            raise ArtefactError(f"postgresql.conf line {number} is not 'name = value': {raw!r}")
+        value = match["value"]
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1].replace("''", "'"))
+        settings[match["name"].lower()] = value
+    return settings
+
+
+def postgresql_settings(artefacts: Mapping[str, str]) -> dict[str, str]:
+    """Every postgresql.conf fragment the host gets, merged in path order (include_dir order)."""
+    merged: dict[str, str] = {}
+    for path in sorted(p for p in artefacts if p.startswith(POSTGRESQL_PREFIX)):
+        if path.endswith(".conf"):
+            merged.update(parse_postgresql_conf(artefacts[path]))
+    return merged
+
+
+def pg_duration_s(value: str | None, default_unit: str = "s") -> float | None:
+    """'300s', '5min', '300' (default unit) -> seconds; None when absent or not a duration."""
+    if value is None:
+        return None
+    match = _PG_DURATION.match(value)
+    if not match:
+        return None
+    return float(match[1]) * _PG_UNITS[match[2] or default_unit]
+
+
+# ---------------------------------------------------------------------------------------------
+# INI files: pgbackrest.conf and systemd units (a key may repeat: each value is kept)
+
+
+def parse_ini(text: str, what: str = "file") -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1].strip(), {})
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or current is None:
+            raise ArtefactError(f"{what} line {number} is not 'key=value' in a section: {raw!r}")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def pgbackrest_option(
+    conf: Mapping[str, Mapping[str, list[str]]], stanza: str, command: str, key: str
+) -> str | None:
+    """The value pgBackRest uses for ``key`` when running ``command`` for ``stanza``."""
+    for section in (f"{stanza}:{command}", stanza, f"global:{command}", "global"):
+        values = (conf.get(section) or {}).get(key)
+        if values:
+            return values[-1]
+    return PGBACKREST_DEFAULTS.get(key)
+
+
+@dataclass(frozen=True)
+class PgRepo:
+    index: int
+    type: str
+    region: str | None  # s3 only
+    bucket: str | None
+
+
+def pgbackrest_repos(conf: Mapping[str, Mapping[str, list[str]]], stanza: str) -> list[PgRepo]:
+    """The repositories pgbackrest.conf declares (``repoN-type``), in index order."""
+    indexes = set()
+    for section in conf.values():
+        for key in section:
+            match = re.fullmatch(r"repo(\d+)-type", key)
+            if match:
+                indexes.add(int(match[1]))
+    repos = []
+    for index in sorted(indexes):
+        kind = pgbackrest_option(conf, stanza, "archive-push", f"repo{index}-type") or "posix"
+        region = pgbackrest_option(conf, stanza, "archive-push", f"repo{index}-s3-region")
+        bucket = pgbackrest_option(conf, stanza, "archive-push", f"repo{index}-s3-bucket")
+        repos.append(
+            PgRepo(index, kind, region if kind == "s3" else None, bucket if kind == "s3" else None)
+        )
+    return repos
+
+
+# ---------------------------------------------------------------------------------------------
+# WAL archiving as the host runs it
+
+
+@dataclass
+class Archiving:
+    """What the primary's archiving does, read from postgresql.conf and pgbackrest.conf.
+
+    archive_timeout_s: Postgres switches to a new WAL segment at least this often (None: off).
+    push_timeout_s: pgBackRest archive-push's archive-timeout: how long a push may take before
+        it fails and Postgres retries.
+    queue_max: archive-push-queue-max, when set (pgBackRest then *drops* WAL past it).
+    repos: the repositories every archive-push writes to.
+    problems: why the archive does not hold the bound (empty when it does).
+    """
+
+    archive_timeout_s: float | None = None
+    push_timeout_s: float | None = None
+    asynchronous: bool = False
+    queue_max: str | None = None
+    stanza: str | None = None
+    repos: list[PgRepo] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def archiving(artefacts: Mapping[str, str]) -> Archiving:
+    """Read the archiving the host gets; every reason it cannot hold a bound is a problem."""
+    found = Archiving()
+    try:
+        pg = postgresql_settings(artefacts)
+        conf = parse_ini(artefacts.get(PGBACKREST_CONF, ""), PGBACKREST_CONF)
+    except ArtefactError as err:
+        found.problems.append(str(err))
+        return found
+    if not any(p.startswith(POSTGRESQL_PREFIX) for p in artefacts):
+        found.problems.append("no postgresql.conf fragment is rendered for the host")
+        return found
+    if PGBACKREST_CONF not in artefacts:
+        found.problems.append(f"no {PGBACKREST_CONF} is rendered for the host")
+        return found
+    if pg.get("archive_mode") not in ("on", "always"):
+        found.problems.append(f"archive_mode is {pg.get('archive_mode')!r}, not on")
+    if pg.get("wal_level") not in ("replica", "logical"):
+        found.problems.append(f"wal_level is {pg.get('wal_level')!r}: WAL cannot be archived")
+    timeout = pg_duration_s(pg.get("archive_timeout"))
+    if timeout is None or timeout <= 0:
+        found.problems.append(
+            f"archive_timeout is {pg.get('archive_timeout')!r}: a quiet primary never switches "
+            "segments, so nothing bounds how long a write waits to be archived"
+        )
+    else:
+        found.archive_timeout_s = timeout
+    command = pg.get("archive_command") or ""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        argv = []
+    if "archive-push" not in argv or "%p" not in argv:
+        found.problems.append(f"archive_command does not run pgbackrest archive-push: {command!r}")
+        return found
+    stanza = next((a.split("=", 1)[1] for a in argv if a.startswith("--stanza=")), None)
+    found.stanza = stanza
+    if not stanza or stanza not in conf:
+        found.problems.append(
+            f"archive_command pushes stanza {stanza!r}, which pgbackrest.conf does not declare"
+        )
+        return found
+    push = pgbackrest_option(conf, stanza, "archive-push", "archive-timeout")
+    found.push_timeout_s = pg_duration_s(push)
+    if found.push_timeout_s is None or found.push_timeout_s <= 0:
+        found.problems.append(f"pgBackRest archive-timeout is {push!r}, not a number of seconds")
+    found.asynchronous = pgbackrest_option(conf, stanza, "archive-push", "archive-async") == "y"
+    found.queue_max = pgbackrest_option(conf, stanza, "archive-push", "archive-push-queue-max")
+    if found.queue_max:
+        found.problems.append(
+            f"archive-push-queue-max={found.queue_max}: past it pgBackRest drops WAL and reports "
+            "success, so the archive gets a gap that no restore can cross"
+        )
+    found.repos = pgbackrest_repos(conf, stanza)
+    if not found.repos:
+        found.problems.append("pgbackrest.conf declares no repository")
+    return found
+
+
+@dataclass(frozen=True)
+class SynchronousStandbys:
+    """synchronous_standby_names as Postgres reads it: commits wait for ``count`` of ``names``
+    (FIRST: by priority, ANY: quorum). ``text`` is the setting as written."""
+
+    text: str
+    count: int = 0
+    names: tuple[str, ...] = ()
+
+    def region_safe(self, name: str) -> bool:
+        """Does every commit wait for standby ``name``? Only when no other standby can stand in
+        for it: it is the only one named, or every named standby is required."""
+        return name in self.names and self.count >= len(self.names) and "*" not in self.names
+
+
+def synchronous_standbys(artefacts: Mapping[str, str]) -> SynchronousStandbys:
+    """The standbys a commit waits for; none when synchronous_commit does not wait (off, local)."""
+    pg = postgresql_settings(artefacts)
+    text = (pg.get("synchronous_standby_names") or "").strip()
+    if not text or pg.get("synchronous_commit", "on") in ("off", "local"):
+        return SynchronousStandbys(text)
+    # 'FIRST 2 (a, b)', 'ANY 1 (a, b)', '2 (a, b)' or a plain list 'a, b' (= FIRST 1).
+    match = re.fullmatch(r"(?:(?:FIRST|ANY)\s+)?(\d+)\s*\((.*)\)", text, flags=re.I)
+    count, inner = (int(match[1]), match[2]) if match else (1, text)
+    names = tuple(n.strip().strip('"') for n in inner.split(",") if n.strip())
+    return SynchronousStandbys(text, count, names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules: systemd OnCalendar and cron, expanded into firing times
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_SHORTHANDS = {
+    "minutely": "*-*-* *:*:00",
+    "hourly": "*-*-* *:00:00",
+    "daily": "*-*-* 00:00:00",
+    "weekly": "Mon *-*-* 00:00:00",
+    "monthly": "*-*-01 00:00:00",
+    "yearly": "*-01-01 00:00:00",
+    "annually": "*-01-01 00:00:00",
+    "quarterly": "*-01,04,07,10-01 00:00:00",
+    "semiannually": "*-01,07-01 00:00:00",
+}
+_CRON_SHORTHANDS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+# Expansion starts on a Monday, 2024-01-01, and covers a leap year.
+_EPOCH = date(2024, 1, 1)
+_LONG_CYCLE_DAYS = 4 * 366
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A calendar as sets: weekdays 0=Mon..6=Sun, months 1-12, days 1-31, hours, minutes.
+
+    ``day_or_weekday``: cron's rule that a restricted day-of-month *or* a restricted weekday
+    matches; systemd requires both. ``zone``: the zone named in the spec, "" for local time.
+    """
+
+    text: str
+    weekdays: frozenset[int]
+    months: frozenset[int]
+    days: frozenset[int]
+    hours: frozenset[int]
+    minutes: frozenset[int]
+    day_or_weekday: bool = False
+    zone: str = ""
+
+    @property
+    def cycle_days(self) -> int:
+        if self.months != _ALL_MONTHS or self.days != _ALL_DAYS:
+            return _LONG_CYCLE_DAYS
+        return 7 if self.weekdays != _ALL_WEEKDAYS else 1
+
+    def fires_on(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        weekday_ok = day.weekday() in self.weekdays
+        day_ok = day.day in self.days
+        if self.day_or_weekday and self.days != _ALL_DAYS and self.weekdays != _ALL_WEEKDAYS:
+            return weekday_ok or day_ok
+        return weekday_ok and day_ok
+
+    def firings(self, days: int) -> list[int]:
+        """Minutes from the start of the expansion at which the schedule fires, in order."""
+        times = sorted(h * 60 + m for h in self.hours for m in self.minutes)
+        found = []
+        for offset in range(days):
+            if self.fires_on(_EPOCH + timedelta(days=offset)):
+                found += [offset * 1440 + t for t in times]
+        return found
+
+
+_ALL_WEEKDAYS = frozenset(range(7))
+_ALL_MONTHS = frozenset(range(1, 13))
+_ALL_DAYS = frozenset(range(1, 32))
+
+
+def _names(token: str, names: tuple[str, ...], base: int) -> str:
+    for i, name in enumerate(names):
+        token = re.sub(rf"\b{name}[a-z]*\b", str(i + base), token, flags=re.I)
+    return token
+
+
+def _field(token: str, low: int, high: int, what: str, *, range_sep: str, spec: str) -> set[int]:
+    values: set[int] = set()
+    for item in token.split(","):
+        step = 1
+        if "/" in item:
+            item, step_text = item.split("/", 1)
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ArtefactError(f"{spec!r}: bad repetition {step_text!r} in the {what}")
+            step = int(step_text)
+            if item not in ("*", "") and range_sep not in item:
+                item = f"{item}{range_sep}{high}"  # systemd '0/2' and cron '5/10': start/step
+        if item in ("*", ""):
+            start, end = low, high
+        elif range_sep in item:
+            a, b = item.split(range_sep, 1)
+            if not (a.isdigit() and b.isdigit()):
+                raise ArtefactError(f"{spec!r}: cannot read {item!r} in the {what}")
+            start, end = int(a), int(b)
+        elif item.isdigit():
+            start = end = int(item)
+        else:
+            raise ArtefactError(f"{spec!r}: cannot read {item!r} in the {what}")
+        if not low <= start <= end <= high:
+            raise ArtefactError(f"{spec!r}: {item!r} is outside {low}-{high} in the {what}")
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def parse_on_calendar(spec: str) -> Schedule:
+    """systemd.time(7) calendar events as this project renders them (weekday lists and
+    ranges, ``*``/lists/ranges/``start/step`` in date and time, shorthands, a trailing zone)."""
+    text = _SHORTHANDS.get(spec.strip().lower(), spec.strip())
+    tokens = text.split()
+    zone = ""
+    if tokens and not any(c in tokens[-1] for c in ":-*,") and not _is_weekdays(tokens[-1]):
+        zone = tokens.pop()
+    weekdays = set(_ALL_WEEKDAYS)
+    if tokens and _is_weekdays(tokens[0]):
+        weekdays = _field(
+            _names(tokens.pop(0), _WEEKDAYS, 0), 0, 6, "weekday", range_sep="..", spec=spec
+        )
+    date_part, time_part = "*-*-*", "00:00:00"
+    for token in tokens:
+        if ":" in token:
+            time_part = token
+        elif "-" in token:
+            date_part = token
+        else:
+            raise ArtefactError(f"OnCalendar={spec!r}: cannot read {token!r}")
+    date_fields = date_part.split("-")
+    if len(date_fields) == 2:
+        date_fields.insert(0, "*")
+    time_fields = time_part.split(":")
+    if len(date_fields) != 3 or len(time_fields) not in (2, 3) or "~" in date_part:
+        raise ArtefactError(f"OnCalendar={spec!r}: not a date and time systemd would read")
+    _, month, day = date_fields
+    return Schedule(
+        text=spec,
+        weekdays=frozenset(weekdays),
+        months=frozenset(_field(month, 1, 12, "month", range_sep="..", spec=spec)),
+        days=frozenset(_field(day, 1, 31, "day", range_sep="..", spec=spec)),
+        hours=frozenset(_field(time_fields[0], 0, 23, "hour", range_sep="..", spec=spec)),
+        minutes=frozenset(_field(time_fields[1], 0, 59, "minute", range_sep="..", spec=spec)),
+        zone=zone,
+    )
+
+
+def _is_weekdays(token: str) -> bool:
+    parts = re.split(r"\.\.|,", token.lower())
+    return all(p[:3] in _WEEKDAYS and p.isalpha() for p in parts)
+
+
+def parse_cron(expression: str) -> Schedule:
+    """The five time fields of a cron line (vixie cron: names, lists, ranges, steps, 7=Sun)."""
+    text = _CRON_SHORTHANDS.get(expression.strip().lower(), expression.strip())
+    fields = text.split()
+    if len(fields) != 5:
+        raise ArtefactError(f"cron {expression!r}: five time fields expected")
+    minute, hour, dom, month, dow = fields
+    cron_dow = _field(
+        _names(dow, _WEEKDAYS[6:] + _WEEKDAYS[:6], 0),
+        0,
+        7,
+        "weekday",
+        range_sep="-",
+        spec=expression,
+    )
+    weekdays = {(d - 1) % 7 for d in cron_dow}  # cron 0/7 = Sunday -> 6, 1 = Monday -> 0
+    return Schedule(
+        text=expression,
+        weekdays=frozenset(weekdays),
+        months=frozenset(
+            _field(_names(month, _MONTHS, 1), 1, 12, "month", range_sep="-", spec=expression)
+        ),
+        days=frozenset(_field(dom, 1, 31, "day", range_sep="-", spec=expression)),
+        hours=frozenset(_field(hour, 0, 23, "hour", range_sep="-", spec=expression)),
+        minutes=frozenset(_field(minute, 0, 59, "minute", range_sep="-", spec=expression)),
+        day_or_weekday=True,
+    )
+
+
+def max_gap_s(schedules: Iterable[Schedule]) -> int | None:
+    """The longest wait between consecutive firings of all ``schedules`` together, in seconds;
+    None when they never fire. Expanded over two full cycles so the wrap-around gap counts."""
+    schedules = list(schedules)
+    if not schedules:
+        return None
+    days = 2 * max(s.cycle_days for s in schedules)
+    days = days if days < _LONG_CYCLE_DAYS else _LONG_CYCLE_DAYS + 62
+    firings = sorted({t for s in schedules for t in s.firings(days)})
+    if len(firings) < 2:
+        return None
+    return max(b - a for a, b in zip(firings, firings[1:], strict=False)) * 60
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs: what each timer or cron line runs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scheduled job the host runs: its kind, the repositories it writes, its schedule."""
+
+    source: str  # "systemd/pgbackrest-full.timer" or "cron.d/pgbackrest:3"
+    kind: str  # backup-full | backup-diff | backup-incr | dump | lag-monitor | other
+    schedules: tuple[Schedule, ...]
+    repos: frozenset[int] = frozenset()
+
+
+def job_kind(command: str) -> tuple[str, frozenset[int]]:
+    """(kind, pgBackRest repos it backs up to) of a service's or cron line's command."""
+    command = command.replace("$$", "$")
+    if re.search(r"\bpgbackrest\b.*\bbackup\b", command):
+        kind = re.search(r"--type=(full|diff|incr)\b", command)
+        loop = re.search(r"for (\w+) in ([\d ]+); do .*--repo=\$\{?\1\b", command)
+        literal = re.findall(r"--repo=(\d+)", command)
+        if loop:
+            repos = frozenset(int(r) for r in loop[2].split())
+        elif literal:
+            repos = frozenset(int(r) for r in literal)
+        else:
+            repos = frozenset({1})  # pgBackRest backs up to repo1 unless told otherwise
+        # pgBackRest's own default type is incr.
+        return f"backup-{kind[1] if kind else 'incr'}", repos
+    if "pg_dump" in command:
+        return "dump", frozenset()
+    if "put-metric-data" in command:
+        return "lag-monitor", frozenset()
+    return "other", frozenset()
+
+
+def scheduled_jobs(artefacts: Mapping[str, str]) -> tuple[list[Job], list[str]]:
+    """Every timer (with the service it starts) and cron line; unreadable ones are problems."""
+    jobs, problems = [], []
+    for path in sorted(p for p in artefacts if p.endswith(".timer")):
+        try:
+            timer = parse_ini(artefacts[path], path)
+            specs = (timer.get("Timer") or {}).get("OnCalendar") or []
+            unit = ((timer.get("Timer") or {}).get("Unit") or [None])[-1]
+            service_path = f"{path.rsplit('/', 1)[0]}/{unit}" if unit else path[:-6] + ".service"
+            service = parse_ini(artefacts.get(service_path, ""), service_path)
+            command = " ".join((service.get("Service") or {}).get("ExecStart") or [])
+            if not command:
+                problems.append(f"{path}: starts {service_path}, which is not rendered")
+                continue
+            kind, repos = job_kind(command)
+            schedules = tuple(parse_on_calendar(s) for s in specs)
+            if not schedules:
+                problems.append(f"{path}: no OnCalendar, the timer never fires on a calendar")
+            jobs.append(Job(path, kind, schedules, repos))
+        except ArtefactError as err:
+            problems.append(f"{path}: {err}")
+    for path in sorted(p for p in artefacts if p.startswith("cron.d/")):
+        for number, line in enumerate(artefacts[path].splitlines(), 1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#") or re.match(r"^[A-Z_]+=", stripped):
+                continue
+            parts = stripped.split(None, 1 if stripped.startswith("@") else 5)
+            try:
+                if stripped.startswith("@"):
+                    expression, rest = parts[0], parts[1]
+                else:
+                    expression, rest = " ".join(parts[:5]), parts[5]
+                command = rest.split(None, 1)[1]  # cron.d lines name the user first
+                kind, repos = job_kind(command)
+                jobs.append(Job(f"{path}:{number}", kind, (parse_cron(expression),), repos))
+            except (ArtefactError, IndexError) as err:
+                problems.append(f"{path} line {number}: {err or 'not a cron.d line'}")
+    return jobs, problems
+
+
+BACKUP_LEVELS = ("full", "diff", "incr")
+
+
+def backup_gaps(jobs: Iterable[Job], repo: int, via: str) -> dict[str, int | None]:
+    """Per level, the longest wait between backups reaching ``repo`` that restore at least that
+    level (a full also serves as a diff and an incr), over the jobs from ``via`` ("systemd/" or
+    "cron.d/"): {"full": s, "diff": s, "incr": s}, None where no such backup runs."""
+    mine = [j for j in jobs if j.source.startswith(via) and repo in j.repos]
+    gaps = {}
+    for depth, level in enumerate(BACKUP_LEVELS):
+        kinds = {f"backup-{k}" for k in BACKUP_LEVELS[: depth + 1]}
+        gaps[level] = max_gap_s(s for j in mine if j.kind in kinds for s in j.schedules)
+    return gaps
