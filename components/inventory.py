@@ -32,9 +32,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import batch_operations
+from components.bucket_security import secure_bucket, tls_only_policy
 from components.keys import key_policy
 from components.objectives import PROJECT, Objectives, class_tags
-from components.replicated_bucket import ReplicatedBucket, tls_only_policy
+from components.replicated_bucket import ReplicatedBucket
 from policy.inventory_rules import AUDIT_FIELDS, PARQUET_SERDE, SYMLINK_INPUT
 
 DATASET = "inventory"
@@ -377,56 +378,12 @@ class ObjectInventory(pulumi.ComponentResource):
         self.bucket_names[region] = bucket.bucket
         self.bucket_arns[region] = bucket.arn
         self.key_arns[region] = key.arn
-        aws.s3.BucketOwnershipControls(
-            f"{store}-ownership",
-            region=region,
-            bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{store}-public-access",
-            region=region,
-            bucket=bucket.bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
         # Versioned, so an audit's evidence cannot be overwritten in place; old versions expire
         # after a day. (AWS Backup, which selects this bucket by its class tag, also needs it.)
-        versioning = aws.s3.BucketVersioning(
-            f"{store}-versioning",
-            region=region,
-            bucket=bucket.bucket,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
+        policy = pulumi.Output.all(bucket.arn, account, *sources).apply(
+            lambda v: inventory_bucket_policy(v[0], v[1], v[2:])
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{store}-encryption",
-            region=region,
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arn,
-                    },
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{store}-policy",
-            region=region,
-            bucket=bucket.bucket,
-            policy=pulumi.Output.all(bucket.arn, account, *sources).apply(
-                lambda v: inventory_bucket_policy(v[0], v[1], v[2:])
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
-        )
+        versioning = secure_bucket(store, region, bucket, key.arn, policy, self)
         aws.s3.BucketLifecycleConfiguration(
             f"{store}-lifecycle",
             region=region,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.bucket_security import secure_bucket, tls_only_policy
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
@@ -247,53 +248,8 @@ class ReplicatedBucket(pulumi.ComponentResource):
 
     def _secure_copy(self, copy, region, bucket, key_arn, args, child) -> aws.s3.BucketVersioning:
         """Everything one copy needs on its own: S3 applies none of it across replication."""
-        aws.s3.BucketOwnershipControls(
-            f"{copy}-ownership",
-            region=region,
-            bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{copy}-public-access",
-            region=region,
-            bucket=bucket.bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{copy}-versioning",
-            region=region,
-            bucket=bucket.bucket,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{copy}-encryption",
-            region=region,
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key_arn,
-                    },
-                    # Bucket keys cut KMS calls (and cost) per object by ~99%.
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{copy}-policy",
-            region=region,
-            bucket=bucket.bucket,
-            policy=bucket.arn.apply(tls_only_policy),
-            # S3 rejects a policy while the public access block is being changed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
+        versioning = secure_bucket(
+            copy, region, bucket, key_arn, bucket.arn.apply(tls_only_policy), self
         )
         plan = self.lifecycle
         aws.s3.BucketLifecycleConfiguration(
@@ -426,32 +382,6 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 treat_missing_data="notBreaching",
                 **common,
             )
-
-
-def tls_only_policy(bucket_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                },
-            ],
-        }
-    )
 
 
 def replication_policy(
