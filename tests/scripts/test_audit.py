@@ -22,7 +22,7 @@ from scripts.checks.audit.engines import LocalEngine
 from scripts.cli import app
 from scripts.dataops.inventory_store import S3Store
 from scripts.local.evaluate import read_stack_config
-from scripts.local.inventory import write_report
+from scripts.local.inventory import synthesize, write_report
 from tests.scripts.inventory_fixtures import (
     AGREE,
     DATASET,
@@ -240,3 +240,31 @@ def test_unknown_dataset_and_engine_are_refused_by_name(aws, inventory, prod, tm
     assert result.exit_code == 2 and "--dataset 'nope'" in result.output
     result = _cli(tmp_path, prod, "--engine", "spark")
     assert result.exit_code == 2 and "--engine 'spark'" in result.output
+
+
+def test_reports_read_in_place_are_checked_against_their_manifest(prod, objectives, tmp_path):
+    """A directory of reports (DirStore) is read where it is; a damaged file still fails it."""
+    from scripts.checks import audit as audit_module
+    from scripts.common import DrctlError
+    from scripts.dataops.inventory_store import DirStore
+
+    inventory = prod.outputs["inventory"]
+    store = DirStore(tmp_path / "reports")
+    synthesize(
+        store.writer(),
+        copies_of(inventory),
+        800,
+        config=inventory["configId"],
+        rpo_s=900,
+        noncurrent_days=365,
+    )
+    engine = LocalEngine(store, tmp_path / "cache")
+    result = audit_module.audit_dataset(inventory, DATASET, objectives, store, engine)
+    assert (
+        result.discrepancies > 0
+        and not (tmp_path / "cache" / inventory["buckets"]["us-east-1"]).exists()
+    )
+    damaged = next((tmp_path / "reports").rglob("*.parquet"))
+    damaged.write_bytes(damaged.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(DrctlError, match="does not match its manifest"):
+        audit_module.audit_dataset(inventory, DATASET, objectives, store, engine)

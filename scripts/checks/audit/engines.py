@@ -18,6 +18,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,14 +126,31 @@ class LocalEngine:
     def run(self, plan: AuditPlan) -> EngineResult:
         import duckdb
 
-        files = {}
+        files, checks = {}, []
         for copy in plan.copies:
             snap = copy.snapshot
             progress.print(
                 f"  {plan.dataset} {copy.region}: {len(snap.files)} file(s), "
                 f"{snap.size / 1e6:.1f} MB from s3://{snap.store_bucket}/{snap.manifest_key}"
             )
-            files[copy.region] = fetch(self.store, snap, self.cache)
+            files[copy.region] = fetch(self.store, snap, self.cache, deferred=checks)
+        # Files read in place are checked against their manifest while DuckDB reads them; the
+        # result is only returned once every check has passed.
+        with ThreadPoolExecutor(1) as pool:
+            verifying = pool.submit(lambda: [check() for check in checks])
+            try:
+                return self._query(duckdb, plan, files)
+            except Exception:
+                damaged = verifying.exception()
+                if damaged is not None:
+                    raise damaged from None  # the cause, not what DuckDB made of a bad file
+                raise
+            finally:
+                damaged = verifying.exception()  # waits: nothing is returned unchecked
+                if damaged is not None:
+                    raise damaged
+
+    def _query(self, duckdb: Any, plan: AuditPlan, files: dict[str, list[Path]]) -> EngineResult:
         con = duckdb.connect()
         try:
             # Inventory timestamps are UTC instants; compare them as UTC whatever the local zone.

@@ -11,9 +11,11 @@ match its manifest is refused.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +107,18 @@ def latest_snapshot(
     )
 
 
-def fetch(store: Store, snapshot: Snapshot, cache: Path) -> list[Path]:
+def fetch(
+    store: Store,
+    snapshot: Snapshot,
+    cache: Path,
+    deferred: list[Callable[[], None]] | None = None,
+) -> list[Path]:
     """The report's data files, each checked against the size and MD5 its manifest gives.
 
     Downloads go to ``cache`` and are checked once (a ``.md5`` marker records it, so a rerun on
-    the same report reuses them); a store with the files on this machine is read in place.
+    the same report reuses them); a store with the files on this machine is read in place. With
+    ``deferred``, the checks of files read in place are appended there instead of run now, so the
+    caller can run them while it reads the files (and must run them before trusting the result).
     """
     paths = []
     local = getattr(store, "local_path", None)
@@ -117,7 +126,11 @@ def fetch(store: Store, snapshot: Snapshot, cache: Path) -> list[Path]:
         key, size, md5 = entry["key"], int(entry["size"]), entry["MD5checksum"]
         if local is not None:
             path = local(snapshot.region, snapshot.store_bucket, key)
-            _verify(path, size, md5, snapshot.store_bucket, key)
+            check = functools.partial(_verify, path, size, md5, snapshot.store_bucket, key)
+            if deferred is None:
+                check()
+            else:
+                deferred.append(check)
             paths.append(path)
             continue
         path = cache / snapshot.store_bucket / key
