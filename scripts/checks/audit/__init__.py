@@ -56,6 +56,7 @@ class DatasetAudit:
     findings: pa.Table
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     scanned_bytes: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase, local engine
 
     @property
     def discrepancies(self) -> int:
@@ -184,6 +185,7 @@ def audit_dataset(
         findings=result.findings,
         counts=count_findings(result.findings),
         scanned_bytes=result.scanned_bytes,
+        seconds=result.seconds,
     )
 
 

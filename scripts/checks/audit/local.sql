@@ -9,23 +9,33 @@
 -- rows, or the source holds a FAILED or PENDING object are handed to audit.sql, which then finds
 -- exactly what it finds over all rows. The only way to miss a discrepancy is for two different
 -- bucket contents to have equal row counts and equal sums of 64-bit hashes in every copy.
--- {buckets}, {copies} and {suspects} are integers the engine writes in (sql.local_prefilter).
+-- {buckets}, {copies}, {suspects} and {settled_before} are values the engine writes in
+-- (sql.local_prefilter): integers, and a TIMESTAMP literal.
+
+-- name: digests
+-- One row per bucket and copy, in one pass over every report: the digest, and the copy statistics
+-- (what audit.sql's copy_stats gives, summed per copy by digest_stats below).
+SELECT
+    hash(key) % {buckets} AS bucket,
+    region,
+    count(*) AS versions,
+    sum(hash(key, version_id, is_delete_marker, size, e_tag, checksum_algorithm)) AS digest,
+    max(
+        CASE WHEN is_source AND replication_status IN ('FAILED', 'PENDING') THEN 1 ELSE 0 END
+    ) AS watched,
+    sum(CASE WHEN is_delete_marker THEN 1 ELSE 0 END) AS delete_markers,
+    sum(CASE WHEN last_modified_date > {settled_before} THEN 1 ELSE 0 END) AS unsettled,
+    sum(coalesce(size, 0)) AS bytes
+FROM reports
+GROUP BY ALL;
+
+-- name: digest_stats
+SELECT region, sum(versions), sum(delete_markers), sum(unsettled), sum(bytes)
+FROM digests
+GROUP BY region
+ORDER BY region;
 
 -- name: suspect_buckets
-WITH digests AS (
-    SELECT
-        hash(key) % {buckets} AS bucket,
-        region,
-        count(*) AS versions,
-        sum(hash(key, version_id, is_delete_marker, size, e_tag, checksum_algorithm)) AS digest,
-        max(
-            CASE
-                WHEN is_source AND replication_status IN ('FAILED', 'PENDING') THEN 1 ELSE 0
-            END
-        ) AS watched
-    FROM reports
-    GROUP BY ALL
-)
 SELECT bucket
 FROM digests
 GROUP BY bucket

@@ -150,11 +150,15 @@ def local_query(name: str, copies: Sequence[tuple[str, bool]], params: Params) -
     return with_relations(statements()[name], copies_and_params(copies, params))
 
 
-def local_prefilter(name: str, **values: int | Sequence[int]) -> str:
-    """A statement of local.sql with its integer placeholders written in (never a parameter:
-    DuckDB cannot fold a prepared-statement parameter into the per-row bucket hash)."""
+def local_prefilter(name: str, **values: int | Sequence[int] | dt.datetime) -> str:
+    """A statement of local.sql with its placeholders written in: integers, or a timestamp as a
+    TIMESTAMP literal (never a parameter: DuckDB cannot fold a prepared-statement parameter into
+    the per-row bucket hash)."""
     rendered = {}
     for key, value in values.items():
+        if isinstance(value, dt.datetime):
+            rendered[key] = timestamp_literal(value)
+            continue
         items = value if isinstance(value, Sequence) else [value]
         rendered[key] = ", ".join(str(int(v)) for v in items)
     return statements(LOCAL_SQL_FILE)[name].format(**rendered)
