@@ -11,11 +11,11 @@ marker), with a known set of injected discrepancies; then, each in a process of 
 - audit: ``drctl audit replication``'s local engine (scripts/checks/audit): the manifests and MD5
   checks, the digest pre-filter (local.sql), the comparison (audit.sql).
 
-It prints the audit's wall time, versions per second, the audit process's peak RSS, the ratio to the
-baseline, whether the audit found exactly the injected discrepancies (and none of the planted
-look-alikes), the targets (3 x 10M in under 30 s and 4 GiB) and the load average, because the
-machine may be shared. From the measured throughput it derives the object count above which
-``--engine athena`` should be used (docs/audit.md).
+It prints the audit's wall time and CPU time, versions per second, the audit process's peak RSS,
+the ratio to the baseline, whether the audit found exactly the injected discrepancies (and none
+of the planted look-alikes), the targets (3 x 10M in under 30 s and 4 GiB) and the load average,
+because the machine may be shared. From the measured throughput it derives the object count above
+which ``--engine athena`` should be used (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -223,6 +223,10 @@ def bench(objects: int, root: Path) -> dict:
             "baseline_scan": round(baseline["seconds"], 2),
             "audit": round(measured["seconds"], 2),
         },
+        "cpu_s": {
+            "baseline_scan": round(baseline["cpu_s"], 1),
+            "audit": round(measured["cpu_s"], 1),
+        },
         "audit_versions_per_s": round(per_second),
         "peak_rss_bytes": {"baseline": baseline["peak_rss"], "audit": measured["peak_rss"]},
         "ratio_audit_vs_scan": round(measured["seconds"] / baseline["seconds"], 2),
@@ -255,7 +259,9 @@ def main() -> None:
     if args.child:
         measure = child_baseline if args.child == "baseline" else child_audit
         result = measure(args.dir)
-        result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["peak_rss"] = usage.ru_maxrss * 1024
+        result["cpu_s"] = usage.ru_utime + usage.ru_stime
         print(json.dumps(result))
         return
     if args.objects < 1000:
@@ -282,6 +288,12 @@ def main() -> None:
             f"  local audit                           {s['audit']:8.2f} s "
             f"({report['ratio_audit_vs_scan']:.2f}x the scan), "
             f"{report['audit_versions_per_s']:,} versions/s"
+        )
+        cpu = report["cpu_s"]
+        floor = cpu["audit"] / report["cpus"]
+        print(
+            f"    CPU time: audit {cpu['audit']:.1f} s, scan {cpu['baseline_scan']:.1f} s "
+            f"(on {report['cpus']} idle CPUs the audit needs at least {floor:.1f} s)"
         )
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in report["audit_phases_s"].items())
         print(f"    of which: {phases} (the rest: reading manifests, checking MD5s, planning)")
