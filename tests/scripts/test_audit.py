@@ -176,6 +176,7 @@ def test_cli_exits_1_on_discrepancies_with_counts_per_region_and_kind(
     # plus failed, plus pending, plus the archived one
     assert dataset["counts"]["us-west-2"]["missing"] == 5 + 3 + 2 + 1
     assert len(dataset["findings"]) == 5 and dataset["class"] == "critical"
+    assert sum(report["classes"]["critical"].values()) == len(synthetic.expected)
 
 
 def test_cli_exits_0_when_the_copies_agree_and_says_so(aws, inventory, prod, tmp_path):

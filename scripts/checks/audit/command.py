@@ -95,10 +95,25 @@ def run_audits(
     ]
 
 
+def per_class(audits: Sequence[audit.DatasetAudit]) -> dict[str, dict[str, int]]:
+    """class -> kind -> discrepancies, over the class's datasets and copies."""
+    classes: dict[str, dict[str, int]] = {}
+    for a in audits:
+        kinds = classes.setdefault(a.data_class, {})
+        for per_kind in a.counts.values():
+            for kind, n in per_kind.items():
+                if kind in audit.DISCREPANCIES:
+                    kinds[kind] = kinds.get(kind, 0) + n
+    return classes
+
+
 def render(stack: str, audits: Sequence[audit.DatasetAudit], limit: int) -> None:
     total = sum(a.discrepancies for a in audits)
     verdict = "[green]copies agree[/]" if not total else f"[red]{total} discrepancies[/]"
     out.print(f"[bold]{stack}[/]: replication audit: {verdict}")
+    for data_class, kinds in per_class(audits).items():
+        found = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none"
+        out.print(f"  class {data_class}: {found}")
     for a in audits:
         mark = "[green]ok[/]" if not a.discrepancies else f"[red]{a.discrepancies}[/]"
         out.print(f"  [bold]{a.dataset}[/] ({a.data_class}, RPO {a.rpo_s // 60} min): {mark}")
@@ -167,6 +182,7 @@ def register(app: typer.Typer) -> None:
                     "stack": stack,
                     "engine": engine,
                     "discrepancies": total,
+                    "classes": per_class(audits),
                     "datasets": [a.to_record(limit) for a in audits],
                 }
             )
