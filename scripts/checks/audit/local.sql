@@ -16,17 +16,17 @@
 -- One row per bucket and copy, in one pass over every report: the digest, and the copy statistics
 -- (what audit.sql's copy_stats gives, summed per copy by digest_stats below).
 SELECT
-    hash(key) % {buckets} AS bucket,
+    key_hash % {buckets} AS bucket,
     region,
     count(*) AS versions,
-    sum(hash(key, version_id, is_delete_marker, size, e_tag, checksum_algorithm)) AS digest,
+    sum(hash(key_hash, version_id, is_delete_marker, size, e_tag, checksum_algorithm)) AS digest,
     max(
         CASE WHEN is_source AND replication_status IN ('FAILED', 'PENDING') THEN 1 ELSE 0 END
     ) AS watched,
     sum(CASE WHEN is_delete_marker THEN 1 ELSE 0 END) AS delete_markers,
     sum(CASE WHEN last_modified_date > {settled_before} THEN 1 ELSE 0 END) AS unsettled,
     sum(coalesce(size, 0)) AS bytes
-FROM reports
+FROM (SELECT hash(key) AS key_hash, * FROM reports)  -- each key is hashed once
 GROUP BY ALL;
 
 -- name: digest_stats
