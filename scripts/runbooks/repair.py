@@ -14,8 +14,8 @@ Steps (journaled like every runbook; the first also runs in a dry run and change
    ``batch/reports/repair/``; the request token makes a retried step return the same job;
 4. **progress**: DescribeJob until each job ends (``--wait-s``), then the numbers to check.
 
-S3 may not re-replicate a version that was deleted from a destination by version ID (S3 User
-Guide); such tasks fail in the completion report, and the next audit still lists them. Their fix
+Batch Replication does not re-replicate a version that was deleted from a destination by version
+ID (S3 User Guide); whatever the report says of such a task, the next audit still lists it. Its fix
 is a copy in place on the source (a new version that replicates), which drctl does not do on its
 own because it changes which version is current. The audit after the job is the proof.
 """
