@@ -9,7 +9,8 @@ import pulumi
 import pulumi_postgresql as postgresql
 
 from components.alerts import AlertTopics, AlertTopicsArgs
-from components.backup_plan import BackupPlan, BackupPlanArgs
+from components.backup_plan import BackupPlan, BackupPlanArgs, load_config_recording
+from components.dr_network import load_primary_network, rebuild_primary_network
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
 from components.inventory import InventoriedDataset, ObjectInventory, ObjectInventoryArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
@@ -27,6 +28,8 @@ try:
     app_config = load_settings()
     db_settings = load_database_settings(objectives)
     dr_settings = load_dr_settings()
+    config_recording = load_config_recording()
+    primary_network = load_primary_network(objectives, dr_settings.vpc_cidr)
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.
     print(f"error: {err}", file=sys.stderr)
@@ -102,7 +105,12 @@ secrets = SecretsBackup(
 
 # AWS Backup: vaults in the primary and DR regions, a plan per class selecting on backup-class.
 backup = BackupPlan(
-    "backup", BackupPlanArgs(objectives=objectives, alarm_topic_arns=alerts.topic_arns)
+    "backup",
+    BackupPlanArgs(
+        objectives=objectives,
+        alarm_topic_arns=alerts.topic_arns,
+        config_recording=config_recording,
+    ),
 )
 
 # Database PITR for the configured backend. pulumi-postgresql providers are built here, from
@@ -159,11 +167,22 @@ standby = DrStandby(
             source.require_output("drStandby").apply(lambda d: d["zoneId"]) if source else None
         ),
         take_over_records=bool(source),
+        # A self-managed standby streams over VPC peering from the primary's network; a rebuild
+        # stack's primary is its source's DR VPC.
+        primary_network=(
+            rebuild_primary_network(source.require_output("drNetwork"), regions.primary)
+            if source and backend == "self-managed"
+            else primary_network
+        ),
     ),
 )
 
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
 pulumi.export("drStandby", standby.failover_outputs)
+pulumi.export("drNetwork", standby.network_outputs)
+# The primary's in-VPC probe (systemd units, `drctl render`) and the policy its host role needs.
+pulumi.export("probeArtefacts", standby.probe_artefacts)
+pulumi.export("probePolicyArn", standby.probe_policy_arn)
 pulumi.export(
     "drStandbyMode",
     {

@@ -1,7 +1,10 @@
 """AlertTopics: a KMS-encrypted SNS topic per region for DR alarms and failed-job events.
 
 CloudWatch alarms and EventBridge rules can only publish to a topic in their own region, so each
-region that raises alerts gets one. The key allows exactly the services that publish.
+region that raises alerts gets one. The key and the topic policy allow exactly the services that
+publish, each with only the condition keys that service sends (``policy.aws_semantics.services``
+.SNS_PUBLISHERS): a condition a publisher does not send would deny it, and its alerts would
+silently never arrive.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.keys import MultiRegionKey, MultiRegionKeyArgs
-from components.objectives import class_tags
+from components.keys import KeyGrant, MultiRegionKey, MultiRegionKeyArgs
+from components.objectives import ConfigError, class_tags
+from policy.aws_semantics.services import SNS_KEY_ACTIONS, SNS_PUBLISHERS, sns_topic_conditions
 
-PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com", "backup.amazonaws.com")
+# CloudWatch alarms and the EventBridge rules for failed AWS Backup jobs publish here.
+PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
 
 
 @dataclass
@@ -25,10 +30,13 @@ class AlertTopicsArgs:
 
     regions: regions that need a topic; the first one holds the primary key.
     email_endpoints: addresses subscribed to every topic; default none (subscribe a pager instead).
+    publishers: AWS services that publish (keys of SNS_PUBLISHERS); default CloudWatch and
+        EventBridge. Add "backup.amazonaws.com" for AWS Backup vault notifications.
     """
 
     regions: Sequence[str]
     email_endpoints: Sequence[str] = field(default_factory=tuple)
+    publishers: Sequence[str] = PUBLISHERS
 
 
 class AlertTopics(pulumi.ComponentResource):
@@ -39,9 +47,13 @@ class AlertTopics(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AlertTopicsArgs, opts: pulumi.ResourceOptions | None = None
     ):
+        unknown = sorted(set(args.publishers) - set(SNS_PUBLISHERS))
+        if unknown:
+            raise ConfigError("publishers", unknown, f"services in {sorted(SNS_PUBLISHERS)}")
         super().__init__(self.TYPE, name, None, opts)
         regions = list(dict.fromkeys(args.regions))
         child = pulumi.ResourceOptions(parent=self)
+        publishers = sorted(args.publishers)
         self.key = MultiRegionKey(
             f"{name}-key",
             MultiRegionKeyArgs(
@@ -49,7 +61,9 @@ class AlertTopics(pulumi.ComponentResource):
                 description="platform-dr alert topics",
                 data_class="operational",
                 dataset="alerts",
-                service_principals=PUBLISHERS,
+                # SNS Developer Guide: the publishing service needs GenerateDataKey* and Decrypt;
+                # none of these publishers sends a source condition key with that call.
+                grants=[KeyGrant("PublishersUseKey", {"Service": publishers}, SNS_KEY_ACTIONS)],
             ),
             opts=child,
         )
@@ -68,7 +82,7 @@ class AlertTopics(pulumi.ComponentResource):
                 region=region,
                 arn=topic.arn,
                 policy=pulumi.Output.all(topic.arn, account).apply(
-                    lambda v: _topic_policy(v[0], v[1])
+                    lambda v, r=region: topic_policy(v[0], r, v[1], publishers)
                 ),
                 opts=child,
             )
@@ -82,22 +96,29 @@ class AlertTopics(pulumi.ComponentResource):
                     opts=child,
                 )
             self.topic_arns[region] = topic.arn
-        self.register_outputs({"topic_arns": self.topic_arns})
+        self.register_outputs({"topic_arns": self.topic_arns, "publishers": publishers})
 
 
-def _topic_policy(topic_arn: str, account_id: str) -> str:
+def topic_policy(topic_arn: str, region: str, account_id: str, publishers: Sequence[str]) -> str:
+    """sns:Publish for each publisher, scoped by the narrowest condition it supports."""
+    allows = []
+    for service in publishers:
+        statement = {
+            "Sid": "Publish" + service.split(".")[0].title(),
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+        }
+        conditions = sns_topic_conditions(service, region, account_id)
+        if conditions:
+            statement["Condition"] = conditions
+        allows.append(statement)
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "ServicesPublish",
-                    "Effect": "Allow",
-                    "Principal": {"Service": list(PUBLISHERS)},
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                },
+                *allows,
                 {
                     "Sid": "DenyInsecureTransport",
                     "Effect": "Deny",

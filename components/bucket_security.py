@@ -3,43 +3,16 @@
 ``secure_bucket`` declares, as children ``<name>-ownership``, ``-public-access``, ``-versioning``,
 ``-encryption`` and ``-policy`` of the calling component: ACLs disabled (BucketOwnerEnforced), all
 four public-access-block flags, versioning, SSE-KMS under a customer key with S3 Bucket Keys, and a
-bucket policy (the caller's document, built on ``tls_only_policy``). ReplicatedBucket uses
+bucket policy (the caller's document, from ``components.s3_policies.bucket_policy``: TLS only,
+plus what the bucket's delivery writers need). ReplicatedBucket uses
 it for every copy, ObjectInventory for every inventory bucket; lifecycle and object lock stay with
 the caller, because they differ.
 """
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_aws as aws
-
-
-def tls_only_policy(bucket_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                },
-            ],
-        }
-    )
 
 
 def secure_bucket(

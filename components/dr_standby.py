@@ -10,24 +10,34 @@ Two postures, chosen by ``choose_standby_mode`` from the tightest RTO of any dat
   the database up and start compute from nothing, which takes ``pilot_light_recovery_s``.
 
 So a class whose RTO does not leave room for that scale-up forces a warm standby. The DR region
-always gets: a VPC with private subnets in at least two Availability Zones and an S3 gateway
-endpoint (pgBackRest repo2 and dumps, without a NAT), an app security group and a database
-security group that admits the database port from the app group only, the database standby of the
-chosen backend, a Route 53 health check on the primary endpoint with PRIMARY/SECONDARY failover
-records, and health-check alarms in us-east-1 (the only region with Route 53 metrics).
+always gets: the network of ``DrNetwork`` (private subnets in two Availability Zones, egress, and
+the path the backend's replication needs), the database standby of the chosen backend,
+PRIMARY/SECONDARY Route 53 failover records whose health check Route 53 can actually evaluate
+(``components/health_probe.py``: an in-VPC probe feeds a CloudWatch alarm in the DR region), and a
+health-check alarm in us-east-1 (the only region with Route 53 metrics) that pages.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components import health_probe
+from components.dr_network import DrNetwork, DrNetworkArgs, PrimaryNetwork, subnet_cidrs
+from components.dr_settings import (  # noqa: F401  (re-exported: callers import them here)
+    DEFAULT_PILOT_LIGHT_RECOVERY,
+    DEFAULT_RECORD_NAME,
+    DEFAULT_VPC_CIDR,
+    DrSettings,
+    StandbyMode,
+    choose_standby_mode,
+    load_dr_settings,
+    parse_dr_settings,
+    split_endpoint,
+)
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
     HOUR,
@@ -35,114 +45,11 @@ from components.objectives import (
     Objectives,
     class_tags,
     format_duration,
-    parse_duration,
 )
-from policy.rules import PILOT_LIGHT, WARM_STANDBY, standby_mode
+from policy.rules import PILOT_LIGHT, WARM_STANDBY
 
 ROUTE53_METRICS_REGION = "us-east-1"
-DEFAULT_PILOT_LIGHT_RECOVERY = "1h"
-DEFAULT_VPC_CIDR = "10.42.0.0/16"
-DEFAULT_ZONE_NAME = "music-platform.example"
-DEFAULT_RECORD_NAME = "db"
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
-
-
-@dataclass(frozen=True)
-class StandbyMode:
-    """The posture of the DR region and why; ``drctl posture`` shows both."""
-
-    mode: str  # WARM_STANDBY or PILOT_LIGHT
-    reason: str
-    driving_class: str  # the class with the tightest RTO
-    app_min_capacity: int  # app instances kept running in the DR region
-    health_check_interval_s: int  # Route 53 accepts 10 (fast) or 30
-
-
-def choose_standby_mode(objectives: Objectives, pilot_light_recovery_s: int) -> StandbyMode:
-    """Warm standby when some class's RTO cannot absorb a pilot-light scale-up, else pilot light.
-
-    Pure: the component, the policy rule and posture all call this one function.
-    """
-    tightest = min(objectives.classes.values(), key=lambda c: (c.rto_s, c.name))
-    rto, budget = format_duration(tightest.rto_s), format_duration(pilot_light_recovery_s)
-    if standby_mode(tightest.rto_s, pilot_light_recovery_s) == WARM_STANDBY:
-        return StandbyMode(
-            WARM_STANDBY,
-            f"{tightest.name} RTO {rto} leaves no room for the {budget} a pilot-light region "
-            "needs to scale the database up and start compute (pilotLightRecovery); the standby "
-            "runs at full size and one app instance stays up",
-            tightest.name,
-            app_min_capacity=1,
-            health_check_interval_s=10,
-        )
-    return StandbyMode(
-        PILOT_LIGHT,
-        f"the tightest RTO ({tightest.name}, {rto}) allows the {budget} pilot-light scale-up "
-        "(pilotLightRecovery); data keeps replicating on the smallest standby, app compute is "
-        "at zero until failover",
-        tightest.name,
-        app_min_capacity=0,
-        health_check_interval_s=30,
-    )
-
-
-@dataclass(frozen=True)
-class DrSettings:
-    """Stack config that only the DR standby reads (keys in CONFIG_KEYS and Pulumi.yaml)."""
-
-    pilot_light_recovery_s: int = parse_duration("pilotLightRecovery", DEFAULT_PILOT_LIGHT_RECOVERY)
-    vpc_cidr: str = DEFAULT_VPC_CIDR
-    zone_id: str = ""
-    zone_name: str = DEFAULT_ZONE_NAME
-    record_name: str = DEFAULT_RECORD_NAME
-
-
-def parse_dr_settings(raw: Mapping[str, Any]) -> DrSettings:
-    """Validate the DR keys of raw stack config; ConfigError naming the key if one is bad."""
-    defaults = DrSettings()
-    recovery = parse_duration(
-        "pilotLightRecovery", raw.get("pilotLightRecovery") or DEFAULT_PILOT_LIGHT_RECOVERY
-    )
-    cidr = str(raw.get("drVpcCidr") or DEFAULT_VPC_CIDR)
-    try:
-        network = ipaddress.IPv4Network(cidr)
-    except ValueError:
-        raise ConfigError("drVpcCidr", cidr, "an IPv4 network such as 10.42.0.0/16") from None
-    if not 16 <= network.prefixlen <= 24 or not network.is_private:
-        raise ConfigError("drVpcCidr", cidr, "a private IPv4 network from /16 to /24")
-    zone_name = str(raw.get("dnsZoneName") or DEFAULT_ZONE_NAME).lower().rstrip(".")
-    if not _DOMAIN.match(zone_name):
-        raise ConfigError("dnsZoneName", zone_name, "a DNS domain name such as example.com")
-    record = str(raw.get("dbRecordName") or DEFAULT_RECORD_NAME).lower()
-    if not _LABEL.match(record):
-        raise ConfigError("dbRecordName", record, "one DNS label: a-z, 0-9 and '-', 1-63 chars")
-    zone_id = str(raw.get("dnsZoneId") or "")
-    if zone_id and not re.fullmatch(r"Z[A-Z0-9]{4,31}", zone_id):
-        raise ConfigError("dnsZoneId", zone_id, "a Route 53 hosted zone id such as Z0123456789AB")
-    return DrSettings(recovery, str(network), zone_id or defaults.zone_id, zone_name, record)
-
-
-def load_dr_settings() -> DrSettings:
-    from components.objectives import raw_config_from_pulumi
-
-    return parse_dr_settings(raw_config_from_pulumi())
-
-
-def split_endpoint(endpoint: str, default_port: int) -> tuple[str, int]:
-    """'db.example.com:6543' -> ('db.example.com', 6543); a bare host keeps ``default_port``."""
-    host, _, port = endpoint.strip().rpartition(":")
-    if host and port.isdigit():
-        return host, int(port)
-    return endpoint.strip(), default_port
-
-
-def private_subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
-    """``count`` equal private subnets carved from the front of the VPC (room left for more)."""
-    network = ipaddress.IPv4Network(vpc_cidr)
-    new_prefix = min(network.prefixlen + 4, 28)
-    subnets = list(network.subnets(new_prefix=new_prefix))
-    return [str(s) for s in subnets[:count]]
+private_subnet_cidrs = subnet_cidrs  # kept for callers of the old name
 
 
 @dataclass
@@ -205,6 +112,8 @@ class DrStandbyArgs:
         rebuild stack passes prod's zone; default none.
     take_over_records: overwrite records another stack created (a rebuild stack takes over
         prod's records); default False.
+    primary_network: PrimaryNetwork the self-managed standby peers with; required for that
+        backend (from config, or a rebuild stack's source), unused by the others.
     """
 
     objectives: Objectives
@@ -215,6 +124,7 @@ class DrStandbyArgs:
     az_count: int = 2
     adopt_zone_id: pulumi.Input[str] | None = None
     take_over_records: bool = False
+    primary_network: PrimaryNetwork | None = None
 
 
 class DrStandby(pulumi.ComponentResource):
@@ -222,7 +132,8 @@ class DrStandby(pulumi.ComponentResource):
     ``app_security_group_id``, ``db_security_group_id``, ``standby_endpoint``, ``zone_id``,
     ``record_fqdn``, ``health_check_id``, ``replica_arn`` (rds), ``standby_config`` (self-managed
     files), ``subscription_target`` (supabase), ``app_min_capacity``, ``failover_outputs`` (what
-    ``drctl failover`` reads).
+    ``drctl failover`` reads), ``network_outputs`` (what a rebuild stack peers with),
+    ``probe_artefacts`` (the primary probe's systemd units), ``probe_policy_arn``.
     """
 
     TYPE = "platform-dr:dr_standby:DrStandby"
@@ -240,6 +151,8 @@ class DrStandby(pulumi.ComponentResource):
                 )
         if args.az_count < 2:
             raise ConfigError("az_count", args.az_count, "at least 2 Availability Zones")
+        if not args.settings.zone_name:
+            raise ConfigError("dnsZoneName", None, "the domain of the failover records' zone")
         self.standby_mode = choose_standby_mode(obj, args.settings.pilot_light_recovery_s)
         # Posture reads the choice and the reason from these (registered as outputs too:
         # CrossGuard's stack policies see a component's outputs, not its inputs).
@@ -274,6 +187,7 @@ class DrStandby(pulumi.ComponentResource):
         else:
             self._standby_host(name, dr, args, child)
 
+        self._health(name, dr, args, child)
         self._dns(name, args, child)
         self._alarms(name, dr, args, child)
 
@@ -302,6 +216,17 @@ class DrStandby(pulumi.ComponentResource):
                 "fullInstanceClass": db.instance_class,
             }
         )
+        self.network_outputs = pulumi.Output.all(
+            self.vpc_id, self.network.private_route_table_id, self.db_security_group_id
+        ).apply(
+            lambda v: {
+                "region": dr,
+                "vpcId": v[0],
+                "vpcCidr": args.settings.vpc_cidr,
+                "privateRouteTableId": v[1],
+                "dbSecurityGroupId": v[2],
+            }
+        )
         self.register_outputs(
             {
                 **identity,
@@ -318,115 +243,22 @@ class DrStandby(pulumi.ComponentResource):
     # -- network -----------------------------------------------------------------------------
 
     def _network(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
-        tags = class_tags("critical", "dr-standby")
-        vpc = aws.ec2.Vpc(
-            f"{name}-vpc",
-            region=dr,
-            cidr_block=args.settings.vpc_cidr,
-            enable_dns_support=True,
-            enable_dns_hostnames=True,
-            tags={**tags, "Name": f"{name}-vpc"},
+        self.network = DrNetwork(
+            f"{name}-network",
+            DrNetworkArgs(
+                objectives=args.objectives,
+                vpc_cidr=args.settings.vpc_cidr,
+                db_port=args.database.port,
+                primary=args.primary_network,
+                az_count=args.az_count,
+            ),
             opts=child,
         )
-        zones = aws.get_availability_zones_output(region=dr, state="available")
-        subnets = []
-        for i, cidr in enumerate(private_subnet_cidrs(args.settings.vpc_cidr, args.az_count)):
-            subnets.append(
-                aws.ec2.Subnet(
-                    f"{name}-private-{i}",
-                    region=dr,
-                    vpc_id=vpc.id,
-                    cidr_block=cidr,
-                    availability_zone=zones.names.apply(lambda n, i=i: _nth_zone(n, i, dr)),
-                    map_public_ip_on_launch=False,
-                    tags={**tags, "Name": f"{name}-private-{i}", "tier": "private"},
-                    opts=child,
-                )
-            )
-        # Standby hosts fetch WAL and dumps from S3 (pgBackRest repo2) without a NAT gateway.
-        aws.ec2.VpcEndpoint(
-            f"{name}-s3-endpoint",
-            region=dr,
-            vpc_id=vpc.id,
-            service_name=f"com.amazonaws.{dr}.s3",
-            vpc_endpoint_type="Gateway",
-            route_table_ids=[vpc.main_route_table_id],
-            tags=tags,
-            opts=child,
-        )
-        app_sg = aws.ec2.SecurityGroup(
-            f"{name}-app-sg",
-            region=dr,
-            vpc_id=vpc.id,
-            description="DR app tier: reaches the database and AWS APIs only",
-            tags=tags,
-            opts=child,
-        )
-        db_sg = aws.ec2.SecurityGroup(
-            f"{name}-db-sg",
-            region=dr,
-            vpc_id=vpc.id,
-            description="DR database standby: database port from the app tier only",
-            tags=tags,
-            opts=child,
-        )
-        port = args.database.port
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-db-from-app",
-            region=dr,
-            security_group_id=db_sg.id,
-            referenced_security_group_id=app_sg.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description="database port from the DR app tier only",
-            tags=tags,
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-app-to-db",
-            region=dr,
-            security_group_id=app_sg.id,
-            referenced_security_group_id=db_sg.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description="app tier to the database",
-            tags=tags,
-            opts=child,
-        )
-        for sg_name, sg in (("app", app_sg), ("db", db_sg)):
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-{sg_name}-to-https",
-                region=dr,
-                security_group_id=sg.id,
-                cidr_ipv4="0.0.0.0/0",
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                description="AWS APIs (S3, KMS, Secrets Manager) over TLS",
-                tags=tags,
-                opts=child,
-            )
-        if args.objectives.db_backend != "rds":
-            # A self-managed standby dials the primary; a supabase subscriber dials Supabase.
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-db-to-primary",
-                region=dr,
-                security_group_id=db_sg.id,
-                cidr_ipv4="0.0.0.0/0",
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                description="replication connection to the primary database",
-                tags=tags,
-                opts=child,
-            )
-        self.vpc_id = vpc.id
-        self.subnets = subnets
-        self.private_subnet_ids = [s.id for s in subnets]
-        self.app_security_group_id = app_sg.id
-        self.db_security_group_id = db_sg.id
+        self.vpc_id = self.network.vpc_id
+        self.subnets = self.network.subnets
+        self.private_subnet_ids = self.network.private_subnet_ids
+        self.app_security_group_id = self.network.app_security_group_id
+        self.db_security_group_id = self.network.db_security_group_id
 
     # -- database standby --------------------------------------------------------------------
 
@@ -446,7 +278,8 @@ class DrStandby(pulumi.ComponentResource):
                     description="platform-dr DR database replica",
                     data_class="critical",
                     dataset="database",
-                    service_principals=("rds.amazonaws.com",),
+                    # RDS uses the key through grants it creates with the caller's IAM
+                    # permissions (the account statement), not as a service principal.
                 ),
                 opts=child,
             )
@@ -545,7 +378,60 @@ class DrStandby(pulumi.ComponentResource):
                 }
             )
 
-    # -- DNS and alarms ----------------------------------------------------------------------
+    # -- health, DNS and alarms --------------------------------------------------------------
+
+    def _health(self, name: str, dr: str, args: DrStandbyArgs, child) -> None:
+        """A health check Route 53 can evaluate: the probe's alarm (components/health_probe.py)."""
+        settings = args.settings
+        fqdn = f"{settings.record_name}.{settings.zone_name}"
+        periods = self.standby_mode.detection_periods
+        topic = args.alarm_topic_arns[dr]
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-primary-down",
+            region=dr,
+            namespace=health_probe.PROBE_NAMESPACE,
+            metric_name=health_probe.PROBE_METRIC,
+            dimensions={health_probe.PROBE_DIMENSION: fqdn},
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
+            # A probe that stops publishing (its host or region is gone) is a failed probe.
+            treat_missing_data="breaching",
+            alarm_description=(
+                f"the primary database behind {fqdn} refused connections, or its in-VPC probe "
+                f"went silent, for {periods} minutes; Route 53 fails the record over"
+            ),
+            alarm_actions=[topic],
+            ok_actions=[topic],
+            tags=class_tags("critical", "dr-standby"),
+            opts=child,
+        )
+        self.health_check = aws.route53.HealthCheck(
+            f"{name}-primary-check",
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=alarm.name,
+            cloudwatch_alarm_region=dr,
+            # No data from CloudWatch (the DR region's monitoring is down) is not a reason to
+            # move writers: keep the last known state.
+            insufficient_data_health_status="LastKnownStatus",
+            tags={**class_tags("critical", "dr-standby"), "Name": f"{name}-primary"},
+            opts=child,
+        )
+        self.health_check_id = self.health_check.id
+        self.probe_artefacts = pulumi.Output.all(self.primary_host, self.primary_port).apply(
+            lambda v: health_probe.render_probe_units(v[0], v[1], dr, fqdn)
+        )
+        probe_policy = aws.iam.Policy(
+            f"{name}-probe-publish",
+            description=f"attach to the role of the host that probes the primary behind {fqdn}",
+            policy=health_probe.probe_publish_policy(),
+            tags=class_tags("critical", "dr-standby"),
+            opts=child,
+        )
+        self.probe_policy_arn = probe_policy.arn
 
     def _dns(self, name: str, args: DrStandbyArgs, child) -> None:
         settings = args.settings
@@ -562,18 +448,7 @@ class DrStandby(pulumi.ComponentResource):
         self.zone_id = pulumi.Output.from_input(zone_id)
         fqdn = f"{settings.record_name}.{settings.zone_name}"
         self.record_fqdn = pulumi.Output.from_input(fqdn)
-        check = aws.route53.HealthCheck(
-            f"{name}-primary-check",
-            type="TCP",
-            fqdn=self.primary_host,
-            port=self.primary_port,
-            request_interval=self.standby_mode.health_check_interval_s,
-            failure_threshold=3,
-            measure_latency=True,
-            tags={**class_tags("critical", "dr-standby"), "Name": f"{name}-primary"},
-            opts=child,
-        )
-        self.health_check_id = check.id
+        check = self.health_check
         records_opts = pulumi.ResourceOptions(parent=self)
         secondary_target: pulumi.Input[str] = self.standby_endpoint
         if args.objectives.db_backend != "rds" and args.database.standby_host is None:
@@ -631,12 +506,6 @@ class DrStandby(pulumi.ComponentResource):
             tags=class_tags("critical", "dr-standby"),
             opts=child,
         )
-
-
-def _nth_zone(names: list[str], i: int, region: str) -> str:
-    if len(names) <= i:
-        raise ConfigError("drRegion", region, f"a region with at least {i + 1} Availability Zones")
-    return sorted(names)[i]
 
 
 def render_standby_config(

@@ -24,7 +24,6 @@ prod's copies adds its own inventory beside prod's instead of fighting over one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,11 +31,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components import batch_operations
-from components.bucket_security import secure_bucket, tls_only_policy
-from components.keys import key_policy
+from components.bucket_security import secure_bucket
+from components.keys import KeyGrant, key_policy
 from components.objectives import PROJECT, Objectives, class_tags
 from components.replicated_bucket import ReplicatedBucket
-from policy.inventory_rules import AUDIT_FIELDS, PARQUET_SERDE, SYMLINK_INPUT
+from components.s3_policies import bucket_policy
+from policy.aws_semantics.inventory import AUDIT_FIELDS, PARQUET_SERDE, SYMLINK_INPUT
+from policy.aws_semantics.services import DELIVERY_WRITERS, delivery_bucket_statements
 
 DATASET = "inventory"
 DATA_CLASS = "operational"  # derived metadata: tomorrow's report replaces a lost one
@@ -143,49 +144,35 @@ class ObjectInventoryArgs:
 def inventory_key_policy(account: str, source_arns: Sequence[str]) -> str:
     """The account administers the key; S3 may generate data keys only for these sources' reports.
 
-    S3 User Guide, "Granting Amazon S3 permission to use your customer managed key for
-    encryption" (S3 Inventory).
+    The writer's actions and the condition keys it sends come from the one table of delivery
+    writers (policy.aws_semantics.services, "s3-inventory"); the source ARNs are the copies whose
+    reports this region's bucket receives.
     """
-    doc = json.loads(key_policy(account, ()))
-    doc["Statement"].append(
-        {
-            "Sid": "S3InventoryEncryptsReports",
-            "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
-            "Action": "kms:GenerateDataKey",
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": sorted(source_arns)},
-            },
-        }
+    writer = DELIVERY_WRITERS["s3-inventory"]
+    grant = KeyGrant(
+        sid="S3InventoryEncryptsReports",
+        principal=dict(writer.principal),
+        actions=writer.key_actions,
+        conditions={
+            "StringEquals": {"aws:SourceAccount": "{account}"},
+            "ArnLike": {"aws:SourceArn": sorted(source_arns)},
+        },
     )
-    return json.dumps(doc)
+    return key_policy(account, [grant])
 
 
 def inventory_bucket_policy(bucket_arn: str, account: str, source_arns: Sequence[str]) -> str:
     """TLS only, and S3 may put inventory reports under inventory/ for exactly these sources.
 
-    S3 User Guide, "Grant permissions for S3 Inventory and S3 analytics".
+    The statement is the "s3-inventory" delivery writer's (policy.aws_semantics.services), with
+    every copy of this region as the source: one statement, not one per source.
     """
-    doc = json.loads(tls_only_policy(bucket_arn))
-    doc["Statement"].append(
-        {
-            "Sid": "S3InventoryDelivers",
-            "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
-            "Action": "s3:PutObject",
-            "Resource": f"{bucket_arn}/{INVENTORY_PREFIX}/*",
-            "Condition": {
-                "ArnLike": {"aws:SourceArn": sorted(source_arns)},
-                "StringEquals": {
-                    "aws:SourceAccount": account,
-                    "s3:x-amz-acl": "bucket-owner-full-control",
-                },
-            },
-        }
+    region = ""  # the S3 Inventory writer's statement names no region
+    (statement,) = delivery_bucket_statements(
+        "s3-inventory", bucket_arn, INVENTORY_PREFIX, account, region, "{sources}"
     )
-    return json.dumps(doc)
+    statement["Condition"]["ArnLike"]["aws:SourceArn"] = sorted(source_arns)
+    return bucket_policy(bucket_arn, [statement])
 
 
 def lifecycle_rules(args: ObjectInventoryArgs) -> list[dict]:
@@ -351,7 +338,8 @@ class ObjectInventory(pulumi.ComponentResource):
             "batchRestoreRoleArn": roles.restore_role_arn,
             "operatorPolicyArn": reader.arn,
         }
-        self.register_outputs({**identity, "outputs": self.outputs})
+        # keyArns at the top too: the AWS-semantics rules find the report keys by them.
+        self.register_outputs({**identity, "keyArns": self.key_arns, "outputs": self.outputs})
 
     def _store(self, store, region, account, sources, args, tags, child) -> None:
         """One region's inventory bucket, secured like every copy, and its key."""

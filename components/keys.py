@@ -2,18 +2,46 @@
 
 Multi-Region keys share key material, so data encrypted in the primary region can be decrypted
 by the replica after a regional loss without re-encryption. Rotation is always on.
+
+The key policy has two parts (AWS KMS Developer Guide, "Default key policy" and "Key policies in
+AWS KMS"):
+
+- the account statement, which lets IAM policies in this account grant use of the key. Every role
+  this project creates (replication, backup, database hosts) is granted exactly what it needs by
+  its own IAM policy, which only works because of this statement;
+- one statement per ``KeyGrant``: a principal that is *not* governed by this account's IAM
+  policies (an AWS service principal, or a service-linked role whose policy AWS owns) and so must
+  be named in the key policy, with only the condition keys that service sends.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components.objectives import class_tags
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """One key-policy statement for a principal that IAM policies in the account cannot cover.
+
+    sid: statement id, e.g. "AlarmsPublish".
+    principal: {"Service": "events.amazonaws.com"} or {"AWS": "<role ARN>"}; ``{account}`` in a
+        value is replaced by the account id.
+    actions: KMS actions, e.g. ("kms:GenerateDataKey*", "kms:Decrypt").
+    conditions: IAM condition block, ``{account}`` substituted; default none. Only put keys here
+        that the calling service documents it sends (policy/aws_semantics checks them).
+    """
+
+    sid: str
+    principal: Mapping[str, str]
+    actions: Sequence[str]
+    conditions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -23,9 +51,9 @@ class MultiRegionKeyArgs:
     regions: the primary region first, then every region that needs a replica key.
     description: shown in the KMS console.
     data_class / dataset: tags, so AWS Backup selections and posture can group the key.
-    service_principals: AWS services (e.g. "sns.amazonaws.com") allowed to use the key through
-        the account; default none. The account root always administers the key, so IAM policies
-        (not this key policy) grant each role exactly what it needs.
+    grants: ``KeyGrant`` statements for principals outside the account's IAM (service principals,
+        service-linked roles); default none. The account always administers the key, so IAM
+        policies (not this key policy) grant each of our roles exactly what it needs.
     deletion_window_days: days a scheduled deletion can still be cancelled; default 30 (the max).
     """
 
@@ -33,11 +61,21 @@ class MultiRegionKeyArgs:
     description: str
     data_class: str
     dataset: str
-    service_principals: Sequence[str] = field(default_factory=tuple)
+    grants: Sequence[KeyGrant] = field(default_factory=tuple)
     deletion_window_days: int = 30
 
 
-def key_policy(account_id: str, service_principals: Sequence[str]) -> str:
+def _substitute(value, account_id: str):
+    if isinstance(value, str):
+        return value.replace("{account}", account_id)
+    if isinstance(value, Mapping):
+        return {k: _substitute(v, account_id) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_substitute(v, account_id) for v in value]
+    return value
+
+
+def key_policy(account_id: str, grants: Sequence[KeyGrant] = ()) -> str:
     statements = [
         {
             "Sid": "AccountAdministers",
@@ -47,17 +85,17 @@ def key_policy(account_id: str, service_principals: Sequence[str]) -> str:
             "Resource": "*",
         }
     ]
-    if service_principals:
-        statements.append(
-            {
-                "Sid": "ServicesEncrypt",
-                "Effect": "Allow",
-                "Principal": {"Service": sorted(service_principals)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            }
-        )
+    for grant in grants:
+        statement = {
+            "Sid": grant.sid,
+            "Effect": "Allow",
+            "Principal": _substitute(dict(grant.principal), account_id),
+            "Action": list(grant.actions),
+            "Resource": "*",
+        }
+        if grant.conditions:
+            statement["Condition"] = _substitute(dict(grant.conditions), account_id)
+        statements.append(statement)
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -76,7 +114,7 @@ class MultiRegionKey(pulumi.ComponentResource):
         primary, *others = args.regions
         tags = class_tags(args.data_class, args.dataset)
         account = aws.get_caller_identity_output().account_id
-        policy = account.apply(lambda a: key_policy(a, args.service_principals))
+        policy = account.apply(lambda a: key_policy(a, args.grants))
         child = pulumi.ResourceOptions(parent=self)
         self.primary = aws.kms.Key(
             f"{name}-{primary}",
@@ -103,4 +141,5 @@ class MultiRegionKey(pulumi.ComponentResource):
             )
             self.arns[region] = replica.arn
         self.primary_arn = self.primary.arn
+        # The rules map a key ARN back to the resource (and its policy) through these outputs.
         self.register_outputs({"arns": self.arns})

@@ -99,6 +99,10 @@ class ConfigKey:
     default: Any
     description: str
     required: bool = False
+    # Keys that name real infrastructure: required (no placeholder default) when dbBackend is one
+    # of these, unless the stack is a rebuild that reads the value from its source stack.
+    needed_by: tuple[str, ...] = ()
+    from_source_on_rebuild: bool = False
 
 
 def _class_keys() -> list[ConfigKey]:
@@ -129,12 +133,28 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     # Database connection and RDS choices (components/postgres_backup.py parses these). Passwords
     # are never here: they are `platform-dr-db:<name>` secret config.
     ConfigKey(
-        "dbHost", "string", "localhost", "Host of the primary Postgres (self-managed or Supabase)."
+        "dbHost",
+        "string",
+        "",
+        "Host of the primary Postgres (self-managed or Supabase).",
+        needed_by=("self-managed", "supabase"),
     ),
     ConfigKey("dbPort", "integer", 5432, "Port of the primary and DR Postgres."),
     ConfigKey("dbUsername", "string", "postgres", "Role pulumi-postgresql connects as."),
-    ConfigKey("drDbHost", "string", "localhost", "Host of the DR-region Postgres that subscribes."),
-    ConfigKey("supabaseProjectRef", "string", "", "Supabase project ref (hosted backend)."),
+    ConfigKey(
+        "drDbHost",
+        "string",
+        "",
+        "Host of the DR-region Postgres that subscribes.",
+        needed_by=("supabase",),
+    ),
+    ConfigKey(
+        "supabaseProjectRef",
+        "string",
+        "",
+        "Supabase project ref (hosted backend).",
+        needed_by=("supabase",),
+    ),
     ConfigKey("rdsInstanceClass", "string", "db.r6g.large", "Instance class of the RDS backend."),
     ConfigKey("rdsAdoptInstanceId", "string", "", "Existing RDS instance to adopt; empty: create."),
     # What `drctl posture` needs to estimate each recovery path's time against the RTO.
@@ -188,10 +208,62 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "dnsZoneName",
         "string",
-        "music-platform.example",
+        "",
         "Domain of the hosted zone that holds the database failover records.",
+        needed_by=DB_BACKENDS,
     ),
     ConfigKey("dbRecordName", "string", "db", "Label of the database failover record."),
+    # The primary region's network, which a self-managed DR standby streams from over VPC peering
+    # (components/dr_network.py parses these). A rebuild stack peers with its source stack's DR
+    # VPC, which that stack exports, so it needs none of them.
+    ConfigKey(
+        "primaryVpcId",
+        "string",
+        "",
+        "VPC of the primary database (self-managed): the DR VPC peers with it.",
+        needed_by=("self-managed",),
+        from_source_on_rebuild=True,
+    ),
+    ConfigKey(
+        "primaryVpcCidr",
+        "string",
+        "",
+        "IPv4 CIDR of primaryVpcId; must not overlap drVpcCidr.",
+        needed_by=("self-managed",),
+        from_source_on_rebuild=True,
+    ),
+    ConfigKey(
+        "primaryRouteTableIds",
+        "string",
+        "",
+        "Comma-separated route tables of the primary database's subnets; each gets a route back.",
+        needed_by=("self-managed",),
+        from_source_on_rebuild=True,
+    ),
+    ConfigKey(
+        "primaryDbSecurityGroupId",
+        "string",
+        "",
+        "Security group of the primary database; it admits the DR standby's replication traffic.",
+        needed_by=("self-managed",),
+        from_source_on_rebuild=True,
+    ),
+    # AWS Config must record the AWS Backup resource types, or Backup Audit Manager frameworks
+    # never evaluate (components/backup_plan.py parses this).
+    ConfigKey(
+        "awsConfigRecording",
+        "string",
+        "stack",
+        "Who records AWS Backup resources for the audit frameworks: stack (this stack declares a "
+        "recorder) or organization (a central recorder; drctl verify checks it).",
+    ),
+    ConfigKey(
+        "example",
+        "boolean",
+        False,
+        "Marks an example stack: reserved example names (.example) are accepted and drctl "
+        "render marks its files as examples. Never true on a stack you deploy.",
+    ),
     # App secrets and config (components/secrets_backup.py parses these). Secret values are
     # never here: they are `platform-dr-secrets:<name>` secret config.
     ConfigKey(
@@ -314,6 +386,7 @@ class Objectives:
     backup_object_lock_mode: str = "GOVERNANCE"
     rebuild_from: str = ""
     protect_data: bool = True
+    example: bool = False
 
     def of(self, data_class: str) -> ClassObjective:
         if data_class not in self.classes:
@@ -342,6 +415,7 @@ class Objectives:
             backup_object_lock_mode=record.get("backup_object_lock_mode", "GOVERNANCE"),
             rebuild_from=record.get("rebuild_from", ""),
             protect_data=bool(record.get("protect_data", True)),
+            example=bool(record.get("example", False)),
         )
 
 
@@ -400,11 +474,8 @@ def _region(values: Mapping[str, Any], key: str) -> str:
     return region
 
 
-def parse_objectives(raw: Mapping[str, Any], stack: str) -> Objectives:
-    """Validate raw stack config (keys without the ``platform-dr:`` prefix) into Objectives.
-
-    Raises ConfigError on the first problem found; nothing is declared before this returns.
-    """
+def _values(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared key, typed, with its default; unknown and missing required keys refused."""
     # Keys of other namespaces (secret values live under platform-dr-secrets:) are not ours.
     raw = {
         k.split(":", 1)[1] if ":" in k else k: v
@@ -420,7 +491,15 @@ def parse_objectives(raw: Mapping[str, Any], stack: str) -> Objectives:
             raise ConfigError(key.name, _MISSING, f"required; {key.description.lower()}")
         else:
             values[key.name] = key.default
+    return values
 
+
+def parse_objectives(raw: Mapping[str, Any], stack: str) -> Objectives:
+    """Validate raw stack config (keys without the ``platform-dr:`` prefix) into Objectives.
+
+    Raises ConfigError on the first problem found; nothing is declared before this returns.
+    """
+    values = _values(raw)
     regions = Regions(*(_region(values, k) for k in ("primaryRegion", "drRegion", "thirdRegion")))
     if regions.dr == regions.primary:
         raise ConfigError(
@@ -482,7 +561,63 @@ def parse_objectives(raw: Mapping[str, Any], stack: str) -> Objectives:
         backup_object_lock_mode=lock_mode,
         rebuild_from=rebuild_from,
         protect_data=values["protectData"],
+        example=values["example"],
     )
+
+
+# Names that can never be real infrastructure: RFC 2606/6761 reserved names and loopback. An
+# example stack may use them (and should: nobody mistakes them for real hosts); a stack that is not
+# marked ``platform-dr:example`` may not.
+RESERVED_SUFFIXES = (".example", ".invalid", ".test", ".localhost")
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org", "localhost")
+_LOOPBACK = re.compile(r"^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|0\.0\.0\.0)$")
+
+
+def is_placeholder_name(value: str) -> bool:
+    """True for a host or domain that cannot name real infrastructure (example.com, x.test...)."""
+    name = value.strip().lower().rstrip(".")
+    if _LOOPBACK.match(name):
+        return True
+    return any(name == d or name.endswith(f".{d}") for d in RESERVED_DOMAINS) or any(
+        name.endswith(s) for s in RESERVED_SUFFIXES
+    )
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack: str) -> Objectives:
+    """What a stack that declares resources needs: its objectives, and every key that names real
+    infrastructure for its backend (``check_infrastructure_keys``). The program (``__main__.py``
+    through ``load_objectives``) and ``drctl posture`` both call this, so they refuse alike."""
+    objectives = parse_objectives(raw, stack)
+    check_infrastructure_keys(_values(raw), objectives.db_backend, objectives.is_rebuild)
+    return objectives
+
+
+def check_infrastructure_keys(values: Mapping[str, Any], backend: str, rebuild: bool) -> None:
+    """Required means required: every key that must name real infrastructure for this backend
+    is set, and on a stack not marked ``example`` none of them names a reserved example host.
+
+    Raises ConfigError naming the key before any resource is declared.
+    """
+    example = bool(values.get("example"))
+    for key in CONFIG_KEYS:
+        if backend not in key.needed_by or (rebuild and key.from_source_on_rebuild):
+            continue
+        value = str(values.get(key.name) or "").strip()
+        if not value:
+            raise ConfigError(
+                key.name,
+                _MISSING,
+                f"required for dbBackend={backend}: {key.description[0].lower()}"
+                f"{key.description[1:]} Set it with `pulumi config set {PROJECT}:{key.name} ...`; "
+                "it has no default because a placeholder would reach production",
+            )
+        if not example and key.type == "string" and is_placeholder_name(value):
+            raise ConfigError(
+                key.name,
+                value,
+                "a real name: reserved example and loopback names are accepted only on a stack "
+                f"marked {PROJECT}:example (this one is not)",
+            )
 
 
 def raw_config_from_pulumi() -> dict[str, Any]:
@@ -497,8 +632,8 @@ def raw_config_from_pulumi() -> dict[str, Any]:
 
 
 def load_objectives() -> Objectives:
-    """Objectives of the running stack, from its config."""
-    return parse_objectives(raw_config_from_pulumi(), pulumi.get_stack())
+    """Objectives of the running stack, from its config (infrastructure keys checked too)."""
+    return parse_stack_config(raw_config_from_pulumi(), pulumi.get_stack())
 
 
 TAG_CLASS = "backup-class"

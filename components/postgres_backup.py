@@ -529,6 +529,8 @@ class PostgresBackup(pulumi.ComponentResource):
                     data_class="critical",
                     dataset=f"postgres-{repo}",
                     object_lock=lock,
+                    # pgBackRest reads archive.info on every push: never an archive class.
+                    archive_profile="repository",
                     alarm_topic_arns=args.alarm_topic_arns,
                 ),
                 opts=self._child,

@@ -13,16 +13,15 @@ beyond what S3 replication can promise at all, and posture says so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from components.bucket_security import secure_bucket, tls_only_policy
+from components.bucket_security import secure_bucket
 from components.iam import service_trust_policy
-from components.keys import MultiRegionKey, MultiRegionKeyArgs
+from components.keys import KeyGrant, MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
     MINUTE,
     OBJECT_LOCK_MODES,
@@ -31,9 +30,17 @@ from components.objectives import (
     Objectives,
     class_tags,
 )
+from components.s3_policies import bucket_policy, replication_policy
+from policy.aws_semantics.services import (
+    DELIVERY_WRITERS,
+    MIN_STORAGE_DAYS,
+    delivery_bucket_statements,
+)
 
 RTC_MINUTES = 15  # the only value S3 accepts for RTC and for the metrics event threshold
-ARCHIVE_PROFILES = ("standard", "archive-heavy")
+# "repository": objects a program must read back at any age (pgBackRest's archive.info is
+# written once, at stanza-create, and read by every archive-push): instant-read classes only.
+ARCHIVE_PROFILES = ("standard", "archive-heavy", "repository")
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,8 @@ class LifecyclePlan:
     """What happens to objects over time on every copy, derived from the class and profile."""
 
     transitions: tuple[tuple[int, str], ...]  # (days after creation, storage class)
-    noncurrent_transition: tuple[int, str]  # old versions go cold early: they are rarely read
+    # old versions go cold early (they are rarely read), unless they expire before that pays
+    noncurrent_transition: tuple[int, str] | None
     noncurrent_expiry_days: int  # old versions are kept for the class retention
     abort_multipart_days: int = 7
 
@@ -74,17 +82,48 @@ def lifecycle_plan(objective: ClassObjective, profile: str = "standard") -> Life
         raise ConfigError("archiveProfile", profile, f"one of {', '.join(ARCHIVE_PROFILES)}")
     if profile == "archive-heavy":
         transitions = ((30, "GLACIER_IR"), (180, "DEEP_ARCHIVE"))
+    elif profile == "repository":
+        transitions = ((90, "STANDARD_IA"), (180, "GLACIER_IR"))
     elif objective.name == "critical":
         transitions = ((90, "STANDARD_IA"), (180, "GLACIER_IR"), (365, "DEEP_ARCHIVE"))
     elif objective.name == "important":
         transitions = ((30, "STANDARD_IA"), (90, "GLACIER_IR"), (365, "DEEP_ARCHIVE"))
     else:
         transitions = ((30, "STANDARD_IA"),)
+    expiry = max(objective.retention_days, 31)
+    # A version moved to Glacier IR is billed for 90 days there: only move old versions that
+    # will live that long after the move (S3 storage classes, minimum storage duration).
+    cold_after, cold_class = 30, "GLACIER_IR"
+    noncurrent = (
+        (cold_after, cold_class) if expiry >= cold_after + MIN_STORAGE_DAYS[cold_class] else None
+    )
     return LifecyclePlan(
         transitions=transitions,
-        noncurrent_transition=(30, "GLACIER_IR"),
-        noncurrent_expiry_days=max(objective.retention_days, 31),
+        noncurrent_transition=noncurrent,
+        noncurrent_expiry_days=expiry,
     )
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """An AWS service that writes files into the primary copy under ``prefix``.
+
+    writer: a key of ``policy.aws_semantics.services.DELIVERY_WRITERS`` ("backup-reports",
+        "aws-config", "s3-inventory"...). Service writers get bucket-policy statements and key
+        grants; a writer that is one of our IAM roles gets neither (its own policy grants).
+    prefix: key prefix the service writes under, e.g. "backup-reports".
+    source_arn: what the writer writes on behalf of (S3 Inventory: the source bucket ARN).
+    """
+
+    writer: str
+    prefix: str
+    source_arn: pulumi.Input[str] = ""
+
+    def __post_init__(self):
+        if self.writer not in DELIVERY_WRITERS:
+            raise ConfigError(
+                "deliveries.writer", self.writer, f"one of {sorted(DELIVERY_WRITERS)}"
+            )
 
 
 def uses_rtc(objective: ClassObjective) -> bool:
@@ -144,14 +183,18 @@ class ReplicatedBucketArgs:
     data_class: critical, important or operational; decides RTC, archival and alarm thresholds.
     dataset: short name of what the bucket holds ("creator-audio"); names and tags use it.
     replica_regions: where the copies live; default the objectives' DR and third regions.
-    archive_profile: "standard" (default) or "archive-heavy" (cold tiers early).
+    archive_profile: "standard" (default), "archive-heavy" (cold tiers early) or "repository"
+        (objects read back at any age, e.g. pgBackRest: never an asynchronous archive class).
     object_lock: ObjectLock on every copy; default None (backup buckets set it).
     alarm_topic_arns: region -> SNS topic for replication alarms; default none (no alarms).
     adopt_buckets: region -> name of an existing bucket to use as that copy instead of creating
-        one (the dr stack adopts prod's replicas; the bucket itself stays owned by prod).
+        one (the dr stack adopts prod's replicas). The bucket and its settings (versioning,
+        encryption, policy, lifecycle, lock) stay owned by the stack that created it: this
+        component declares none of them for an adopted copy, only the replication it adds.
     legacy_key_arns: keys that still encrypt existing objects of adopted buckets; replication
         may decrypt with them. Default none.
     key: a MultiRegionKey covering the primary and every replica region; default one per bucket.
+    deliveries: DeliveryTarget services writing into the primary copy; default none.
     """
 
     objectives: Objectives
@@ -164,6 +207,30 @@ class ReplicatedBucketArgs:
     adopt_buckets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     legacy_key_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     key: MultiRegionKey | None = None
+    deliveries: Sequence[DeliveryTarget] = field(default_factory=tuple)
+
+
+def delivery_key_grants(deliveries: Sequence[DeliveryTarget]) -> list[KeyGrant]:
+    """Key-policy statements for the service writers (their IAM is not ours to grant)."""
+    grants = []
+    for target in deliveries:
+        spec = DELIVERY_WRITERS[target.writer]
+        if spec.iam_governed:
+            continue
+        conditions: dict[str, dict[str, str]] = {}
+        for key, value in spec.key_context:
+            if "{source_arn}" in value:
+                continue  # per source bucket: not expressible once for the whole key
+            conditions.setdefault("StringEquals", {})[key] = value
+        grants.append(
+            KeyGrant(
+                sid=f"{target.writer.title().replace('-', '')}Writes",
+                principal=dict(spec.principal),
+                actions=spec.key_actions,
+                conditions=conditions,
+            )
+        )
+    return grants
 
 
 class ReplicatedBucket(pulumi.ComponentResource):
@@ -202,6 +269,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 description=f"{args.dataset} objects",
                 data_class=args.data_class,
                 dataset=args.dataset,
+                grants=delivery_key_grants(args.deliveries),
             ),
             opts=child,
         )
@@ -209,6 +277,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
 
         self.bucket_names: dict[str, pulumi.Output[str]] = {}
         self.bucket_arns: dict[str, pulumi.Output[str]] = {}
+        self.adopted_regions = [r for r in regions if r in args.adopt_buckets]
         versionings = []
         for region in regions:
             copy = f"{name}-{region}"
@@ -216,6 +285,9 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 bucket = aws.s3.Bucket.get(
                     copy, id=args.adopt_buckets[region], region=region, opts=data_opts
                 )
+                self.bucket_names[region] = bucket.bucket
+                self.bucket_arns[region] = bucket.arn
+                continue  # its settings belong to the stack that owns it
             else:
                 bucket = aws.s3.Bucket(
                     copy,
@@ -228,8 +300,11 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 )
             self.bucket_names[region] = bucket.bucket
             self.bucket_arns[region] = bucket.arn
+            deliveries = args.deliveries if region == primary else ()
             versionings.append(
-                self._secure_copy(copy, region, bucket, self.key_arns[region], args, child)
+                self._secure_copy(
+                    copy, region, bucket, self.key_arns[region], args, deliveries, child
+                )
             )
 
         self.primary_bucket_name = self.bucket_names[primary]
@@ -243,15 +318,47 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 "bucket_arns": self.bucket_arns,
                 "key_arns": self.key_arns,
                 "replication_role_arn": self.replication_role_arn,
+                "adopted_regions": self.adopted_regions,
+                # Keys the source's objects may be under (ours, and an adopted source's owner's).
+                "source_key_arns": [self.key_arns[primary], *args.legacy_key_arns],
+                "archive_profile": args.archive_profile,
+                "deliveries": [
+                    {"writer": d.writer, "prefix": d.prefix, "sourceArn": d.source_arn}
+                    for d in args.deliveries
+                ],
             }
         )
 
-    def _secure_copy(self, copy, region, bucket, key_arn, args, child) -> aws.s3.BucketVersioning:
+    def _secure_copy(
+        self, copy, region, bucket, key_arn, args, deliveries, child
+    ) -> aws.s3.BucketVersioning:
         """Everything one copy needs on its own: S3 applies none of it across replication."""
-        versioning = secure_bucket(
-            copy, region, bucket, key_arn, bucket.arn.apply(tls_only_policy), self
+        account = aws.get_caller_identity_output().account_id
+        policy = pulumi.Output.all(bucket.arn, account, [d.source_arn for d in deliveries]).apply(
+            lambda v: bucket_policy(
+                v[0],
+                [
+                    statement
+                    for d, source in zip(deliveries, v[2], strict=True)
+                    if not DELIVERY_WRITERS[d.writer].iam_governed
+                    for statement in delivery_bucket_statements(
+                        d.writer, v[0], d.prefix, v[1], region, source or ""
+                    )
+                ],
+            )
         )
+        versioning = secure_bucket(copy, region, bucket, key_arn, policy, self)
         plan = self.lifecycle
+        noncurrent = (
+            [
+                {
+                    "noncurrent_days": plan.noncurrent_transition[0],
+                    "storage_class": plan.noncurrent_transition[1],
+                }
+            ]
+            if plan.noncurrent_transition
+            else None
+        )
         aws.s3.BucketLifecycleConfiguration(
             f"{copy}-lifecycle",
             region=region,
@@ -264,12 +371,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                     "transitions": [
                         {"days": days, "storage_class": cls} for days, cls in plan.transitions
                     ],
-                    "noncurrent_version_transitions": [
-                        {
-                            "noncurrent_days": plan.noncurrent_transition[0],
-                            "storage_class": plan.noncurrent_transition[1],
-                        }
-                    ],
+                    "noncurrent_version_transitions": noncurrent,
                     "noncurrent_version_expiration": {
                         "noncurrent_days": plan.noncurrent_expiry_days
                     },
@@ -303,10 +405,14 @@ class ReplicatedBucket(pulumi.ComponentResource):
             assume_role_policy=aws.get_caller_identity_output().account_id.apply(
                 lambda account: service_trust_policy("s3.amazonaws.com", account)
             ),
+            description=f"S3 replication of {args.dataset} from {primary}",
             tags=class_tags(args.data_class, args.dataset),
             opts=child,
         )
         source_keys = [self.key_arns[primary], *args.legacy_key_arns]
+        # Our copies always write with S3 Bucket Keys; an adopted source's setting is its
+        # owner's, so both encryption contexts are allowed for it.
+        bucket_keys = None if primary in args.adopt_buckets else True
         policy = pulumi.Output.all(
             source_arn=self.bucket_arns[primary],
             source_keys=source_keys,
@@ -318,6 +424,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 v["source_keys"],
                 v["destinations"],
                 object_lock=bool(args.object_lock),
+                bucket_keys=bucket_keys,
             )
         )
         role_policy = aws.iam.RolePolicy(
@@ -382,68 +489,3 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 treat_missing_data="notBreaching",
                 **common,
             )
-
-
-def replication_policy(
-    source_arn: str,
-    source_region: str,
-    source_keys: Sequence[str],
-    destinations: Sequence[Sequence[str]],
-    object_lock: bool = False,
-) -> str:
-    """Exactly what S3 replication needs, on exactly these buckets and keys; no wildcard actions."""
-    read_versions = [
-        "s3:GetObjectVersionForReplication",
-        "s3:GetObjectVersionAcl",
-        "s3:GetObjectVersionTagging",
-    ]
-    if object_lock:
-        read_versions += ["s3:GetObjectRetention", "s3:GetObjectLegalHold"]
-    statements = [
-        {
-            "Sid": "ReadReplicationConfig",
-            "Effect": "Allow",
-            "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-            "Resource": source_arn,
-        },
-        {
-            "Sid": "ReadSourceVersions",
-            "Effect": "Allow",
-            "Action": read_versions,
-            "Resource": f"{source_arn}/*",
-        },
-        {
-            "Sid": "WriteReplicas",
-            "Effect": "Allow",
-            "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-            "Resource": [f"{arn}/*" for _, arn, _ in destinations],
-        },
-        {
-            "Sid": "DecryptSource",
-            "Effect": "Allow",
-            "Action": "kms:Decrypt",
-            "Resource": list(source_keys),
-            "Condition": {
-                "StringLike": {
-                    "kms:ViaService": f"s3.{source_region}.amazonaws.com",
-                    "kms:EncryptionContext:aws:s3:arn": f"{source_arn}/*",
-                }
-            },
-        },
-    ]
-    for region, arn, key in destinations:
-        statements.append(
-            {
-                "Sid": f"EncryptReplica{region.replace('-', '')}",
-                "Effect": "Allow",
-                "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
-                "Resource": key,
-                "Condition": {
-                    "StringLike": {
-                        "kms:ViaService": f"s3.{region}.amazonaws.com",
-                        "kms:EncryptionContext:aws:s3:arn": f"{arn}/*",
-                    }
-                },
-            }
-        )
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})

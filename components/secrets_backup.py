@@ -28,25 +28,42 @@ without a version: evaluating the stack never needs a secret value, and the valu
 the rotation Lambda or by an operator.
 
 Rebuild stacks (``objectives.is_rebuild``) run in the region where prod kept its DR copies. The
-copies there are *read*, not re-created (prod's state still owns them): secrets by the ARN prod
-exported, parameters by name. Parameters are then materialised afresh in the rebuild stack's DR
-region. Promoting the secret replicas (stop-replication) and re-replicating them to the new DR
-region are failover steps, not declarations, and are not done here.
+copies there are *read*, not re-created or re-configured (prod's state owns them, and a setting
+declared by two stacks is overwritten by each ``pulumi up`` in turn): secrets by the ARN prod
+exported, parameters by name. The rebuild stack then re-establishes a copy of each in *its own*
+DR region, declared by it alone: a parameter with the adopted parameter's current value, and a
+secret under its DR key holding the adopted secret's current value (read with
+``GetSecretValue``; a configured ``platform-dr-secrets:`` value wins). These copies are
+refreshed on every ``pulumi up`` of the rebuild stack, not continuously: after a rotation in the
+new primary region, run ``pulumi up`` (or ``drctl rebuild``) to bring the DR copy up to date.
+Native Secrets Manager replication cannot be declared here, because the adopted secret is a
+replica owned by prod (a replica cannot have replicas of its own); promoting it is a failover
+step (``drctl failover``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
-from components.objectives import CONFIG_KEYS, PROJECT, ConfigError, Objectives, class_tags
+from components.objectives import PROJECT, ConfigError, Objectives, class_tags
 from components.replicated_bucket import ObjectLock, ReplicatedBucket, ReplicatedBucketArgs
+from components.secrets_config import (  # noqa: F401  (re-exported: callers import them here)
+    ROLE_API_KEY,
+    ROLE_ENV,
+    ROLE_FLAG,
+    ROLE_INTEGRATION,
+    ROTATION_DAYS_MAX,
+    ROTATION_DAYS_MIN,
+    ConfigSettings,
+    load_settings,
+    parse_settings,
+)
 
 # Config namespace of secret values; kept apart from `platform-dr:` so that the objectives
 # model (which rejects unknown keys) never sees them and `pulumi config` always stores them
@@ -54,16 +71,6 @@ from components.replicated_bucket import ObjectLock, ReplicatedBucket, Replicate
 SECRETS_NAMESPACE = f"{PROJECT}-secrets"
 APP_DATASET = "app-config"
 SNAPSHOT_DATASET = "config-snapshots"
-ROLE_API_KEY = "api-keys"
-ROLE_INTEGRATION = "integrations"
-ROLE_ENV = "env"
-ROLE_FLAG = "flags"
-FLAG_VALUES = ("true", "false")
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:.+)?$")
-ROTATION_DAYS_MIN, ROTATION_DAYS_MAX = 1, 365
 
 
 def namespace_of(objectives: Objectives) -> str:
@@ -211,12 +218,15 @@ class SecretsBackup(pulumi.ComponentResource):
         for spec in args.parameters:
             full = parameter_name(namespace, spec.key)
             self.parameter_names.append(full)
+            adopted = None
             for region in (primary, dr):
                 res = f"{name}-param-{_slug(spec.key)}-{region}"
                 if region == primary and args.adopt_parameters:
-                    aws.ssm.Parameter.get(res, id=full, region=region, opts=child)
+                    adopted = aws.ssm.Parameter.get(res, id=full, region=region, opts=child)
                     continue
-                self._parameter(res, region, full, spec, data_opts)
+                # The DR copy of an adopted parameter carries what the owner holds now.
+                copied = replace(spec, value=adopted.value) if adopted is not None else spec
+                self._parameter(res, region, full, copied, data_opts)
 
         self.secret_names: dict[str, str] = {}
         self.secret_arns: dict[str, dict[str, pulumi.Output[str]]] = {}
@@ -229,7 +239,8 @@ class SecretsBackup(pulumi.ComponentResource):
                 secret = aws.secretsmanager.Secret.get(
                     res, id=args.adopt_secret_arns[spec.key], region=primary, opts=child
                 )
-                self.secret_arns[full] = {primary: secret.arn}
+                copy = self._dr_copy(res, dr, full, namespace, spec, secret, args, data_opts)
+                self.secret_arns[full] = {primary: secret.arn, dr: copy.arn}
                 continue
             secret = aws.secretsmanager.Secret(
                 res,
@@ -308,6 +319,33 @@ class SecretsBackup(pulumi.ComponentResource):
             }
         )
 
+    def _dr_copy(self, res, dr, full, namespace, spec, adopted, args, data_opts):
+        """A rebuild stack's own copy of an adopted secret in its DR region (module docstring)."""
+        primary = args.objectives.regions.primary
+        copy = aws.secretsmanager.Secret(
+            f"{res}-{dr}",
+            region=dr,
+            name=full,
+            description=(spec.description or f"{spec.key} of {namespace}") + f" (copy in {dr})",
+            kms_key_id=self.key_arns[dr],
+            recovery_window_in_days=args.recovery_window_days,
+            tags=class_tags(spec.data_class, APP_DATASET, {"config-role": spec.key.split("/")[0]}),
+            opts=data_opts,
+        )
+        value = spec.value
+        if value is None:
+            value = aws.secretsmanager.get_secret_version_output(
+                secret_id=adopted.arn, region=primary
+            ).secret_string
+        aws.secretsmanager.SecretVersion(
+            f"{res}-{dr}-value",
+            region=dr,
+            secret_id=copy.id,
+            secret_string=pulumi.Output.secret(value),
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secretString"]),
+        )
+        return copy
+
     def _parameter(
         self, res: str, region: str, full: str, spec: ParameterSpec, data_opts
     ) -> aws.ssm.Parameter:
@@ -358,139 +396,6 @@ def _validate(args: SecretsBackupArgs) -> None:
         if key in seen:
             raise ConfigError("secrets/parameters", key, "each name declared once")
         seen.add(key)
-
-
-# ---------------------------------------------------------------------------------------------
-# Stack config -> SecretsBackupArgs. The config keys are declared in objectives.CONFIG_KEYS (and
-# Pulumi.yaml); their parsing lives here because only this component uses them.
-
-SETTINGS_KEYS = (
-    "featureFlags",
-    "envConfig",
-    "secureEnv",
-    "apiKeys",
-    "integrations",
-    "secretRotationLambdaArn",
-    "secretRotationDays",
-)
-
-
-@dataclass(frozen=True)
-class ConfigSettings:
-    """The declared shape of the app config (no secret values): parsed and validated."""
-
-    feature_flags: Mapping[str, str]
-    env: Mapping[str, str]
-    secure_env: tuple[str, ...]
-    api_keys: tuple[str, ...]
-    integrations: tuple[str, ...]
-    rotation_lambda_arn: str
-    rotation_days: int
-
-    def parameter_keys(self) -> dict[str, bool]:
-        """Relative key -> secure, for every parameter the stack declares."""
-        keys = {f"{ROLE_ENV}/{k}": False for k in self.env}
-        keys.update({f"{ROLE_ENV}/{k}": True for k in self.secure_env})
-        keys.update({f"{ROLE_FLAG}/{k}": False for k in self.feature_flags})
-        return keys
-
-    def secret_keys(self) -> list[str]:
-        return [f"{ROLE_API_KEY}/{k}" for k in self.api_keys] + [
-            f"{ROLE_INTEGRATION}/{k}" for k in self.integrations
-        ]
-
-
-def _defaults() -> dict[str, Any]:
-    return {k.name: k.default for k in CONFIG_KEYS if k.name in SETTINGS_KEYS}
-
-
-def _items(key: str, value: Any) -> list[str]:
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "a comma-separated list")
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def _names(key: str, value: Any, pattern: re.Pattern, what: str) -> tuple[str, ...]:
-    names = _items(key, value)
-    for n in names:
-        if not pattern.match(n):
-            raise ConfigError(key, value, f"a comma-separated list of {what}; {n!r} is not one")
-    if len(set(names)) != len(names):
-        raise ConfigError(key, value, "a list without duplicates")
-    return tuple(names)
-
-
-def _pairs(key: str, value: Any, pattern: re.Pattern, what: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in _items(key, value):
-        name, sep, val = item.partition("=")
-        name = name.strip()
-        if not sep or not pattern.match(name):
-            raise ConfigError(
-                key, value, f"comma-separated name=value pairs ({what}); got {item!r}"
-            )
-        if name in pairs:
-            raise ConfigError(key, value, f"each name once; {name!r} appears twice")
-        pairs[name] = val.strip()
-    return pairs
-
-
-def parse_settings(raw: Mapping[str, Any]) -> ConfigSettings:
-    """Validate the config keys of SETTINGS_KEYS (without prefix) into ConfigSettings.
-
-    Raises ConfigError naming the key, the value and what is allowed.
-    """
-    raw = {k.split(":", 1)[1] if k.startswith(f"{PROJECT}:") else k: v for k, v in raw.items()}
-    values = {
-        **_defaults(),
-        **{k: v for k, v in raw.items() if k in SETTINGS_KEYS and v is not None},
-    }
-    flags = _pairs("featureFlags", values["featureFlags"], _NAME, "flag=true|false")
-    for flag, val in flags.items():
-        if val.lower() not in FLAG_VALUES:
-            raise ConfigError(
-                "featureFlags", values["featureFlags"], f"true or false for flag {flag!r}"
-            )
-        flags[flag] = val.lower()
-    env = _pairs("envConfig", values["envConfig"], _ENV_NAME, "NAME=value, NAME an env var name")
-    secure_env = _names("secureEnv", values["secureEnv"], _ENV_NAME, "env var names")
-    both = sorted(set(env) & set(secure_env))
-    if both:
-        raise ConfigError("secureEnv", values["secureEnv"], f"names not also in envConfig: {both}")
-    api_keys = _names("apiKeys", values["apiKeys"], _NAME, "names ([A-Za-z0-9_.-])")
-    integrations = _names("integrations", values["integrations"], _NAME, "names ([A-Za-z0-9_.-])")
-    # All three read their values from one config namespace, so a name may appear only once.
-    clash = sorted(
-        (set(secure_env) & set(api_keys))
-        | (set(secure_env) & set(integrations))
-        | (set(api_keys) & set(integrations))
-    )
-    if clash:
-        raise ConfigError(
-            "apiKeys", values["apiKeys"], f"names not also used by secureEnv/integrations: {clash}"
-        )
-    arn = str(values["secretRotationLambdaArn"] or "").strip()
-    if arn and not _LAMBDA_ARN.match(arn):
-        raise ConfigError(
-            "secretRotationLambdaArn", arn, "empty or a Lambda function ARN (arn:aws:lambda:...)"
-        )
-    days_raw = values["secretRotationDays"]
-    try:
-        days = int(str(days_raw).strip())
-    except ValueError:
-        raise ConfigError("secretRotationDays", days_raw, "an integer number of days") from None
-    if not ROTATION_DAYS_MIN <= days <= ROTATION_DAYS_MAX:
-        raise ConfigError(
-            "secretRotationDays", days_raw, f"between {ROTATION_DAYS_MIN} and {ROTATION_DAYS_MAX}"
-        )
-    return ConfigSettings(flags, env, secure_env, api_keys, integrations, arn, days)
-
-
-def load_settings() -> ConfigSettings:
-    """ConfigSettings of the running stack (no secret is read here)."""
-    from components.objectives import raw_config_from_pulumi
-
-    return parse_settings(raw_config_from_pulumi())
 
 
 def secrets_backup_args(

@@ -167,30 +167,45 @@ def objectives_validation(args: StackValidationArgs, report_violation: ReportVio
         report_violation(f"{violation.resource}: {violation.message}", None)
 
 
+def semantic_validation(rule) -> Callable:
+    """The validate callback of one AWS-semantics rule: runs it over the whole stack."""
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        stack = rules.aws_semantics.Stack(stack_resources_of(args))
+        for resource, problem in rule.check(stack):
+            report_violation(f"{resource}: {problem}", None)
+
+    return validate
+
+
 def build_policies() -> list[Policy]:
-    """One mandatory ResourceValidationPolicy per RESOURCE_RULES entry, plus the objectives."""
+    """One mandatory ResourceValidationPolicy per RESOURCE_RULES entry, the objectives, and one
+    mandatory StackValidationPolicy per AWS-semantics rule (SEMANTIC_RULES)."""
+    declared = [
+        (ResourceValidationPolicy, r.name, r.description, resource_validation(r))
+        for r in rules.RESOURCE_RULES
+    ]
+    declared.append(
+        (StackValidationPolicy, STACK_POLICY_NAME, STACK_POLICY_DESCRIPTION, objectives_validation)
+    )
+    declared += [
+        (StackValidationPolicy, r.name, r.description, semantic_validation(r))
+        for r in rules.SEMANTIC_RULES
+    ]
     policies: list[Policy] = []
     seen: set[str] = set()
-    for rule in rules.RESOURCE_RULES:
-        if rule.name in seen or rule.name == STACK_POLICY_NAME:
-            raise ValueError(f"rule name {rule.name!r} is used twice; policy names must be unique")
-        seen.add(rule.name)
+    for kind, name, description, validate in declared:
+        if name in seen:
+            raise ValueError(f"rule name {name!r} is used twice; policy names must be unique")
+        seen.add(name)
         policies.append(
-            ResourceValidationPolicy(
-                name=rule.name,
-                description=rule.description,
-                validate=resource_validation(rule),
+            kind(
+                name=name,
+                description=description,
+                validate=validate,
                 enforcement_level=EnforcementLevel.MANDATORY,
             )
         )
-    policies.append(
-        StackValidationPolicy(
-            name=STACK_POLICY_NAME,
-            description=STACK_POLICY_DESCRIPTION,
-            validate=objectives_validation,
-            enforcement_level=EnforcementLevel.MANDATORY,
-        )
-    )
     return policies
 
 
@@ -202,6 +217,10 @@ def markdown_table() -> str:
     lines.append(
         f"| `{STACK_POLICY_NAME}` | the whole stack | {STACK_POLICY_DESCRIPTION} | mandatory |"
     )
+    for rule in rules.SEMANTIC_RULES:
+        lines.append(
+            f"| `{rule.name}` | the whole stack (AWS semantics) | {rule.description}. | mandatory |"
+        )
     return "\n".join(lines)
 
 

@@ -53,6 +53,7 @@ EVIDENCE_GRACE_S = 7 * 86400  # a restore test may run a week late before its fi
 # "Monitoring health check status by using CloudWatch": https://docs.aws.amazon.com/Route53/
 # latest/DeveloperGuide/monitoring-health-checks.html).
 ROUTE53_METRIC_PUBLICATION_S = 60
+PROBE_INTERVAL_S = 60  # the primary probe's timer (components/health_probe.py: OnCalendar=minutely)
 MET, NOT_MET, UNKNOWN = "met", "not met", "unknown"
 # Evidence figures, what they measure, and which paths need them.
 FIGURES = {
@@ -275,17 +276,32 @@ class _Scene:
         if check is None or alarm is None:
             return Step("detection", None, "declared", "no health check and alarm on the primary")
         props = rules._whole(dict(check.props))
-        interval, threshold = props.get("requestInterval"), props.get("failureThreshold")
         paging = alarm_detection_s(rules._whole(dict(alarm.props)), 0)
-        if not (isinstance(interval, int) and isinstance(threshold, int)) or paging is None:
+        if props.get("type") == "CLOUDWATCH_METRIC":
+            # The check follows the in-VPC probe's alarm (components/health_probe.py): the probe
+            # publishes every minute, the alarm needs its breaching periods. When that alarm
+            # pages (it has alarm actions), nobody waits for the HealthCheckStatus alarm.
+            probe = self._own("primary-down")
+            probe_props = rules._whole(dict(probe.props)) if probe is not None else {}
+            failing = (
+                alarm_detection_s(probe_props, PROBE_INTERVAL_S) if probe is not None else None
+            )
+            how = f"probe alarm {failing} s (probe every {PROBE_INTERVAL_S} s)"
+            if failing is not None and probe_props.get("alarmActions"):
+                return Step("detection", failing, "declared", f"{how}, which pages")
+        else:
+            interval, threshold = props.get("requestInterval"), props.get("failureThreshold")
+            timed = isinstance(interval, int) and isinstance(threshold, int)
+            failing = interval * threshold if timed else None
+            how = f"health check every {interval} s x {threshold} failures"
+        if failing is None or paging is None:
             return Step("detection", None, "declared", "the health check or alarm has no timing")
-        seconds = interval * threshold + paging + ROUTE53_METRIC_PUBLICATION_S
+        seconds = failing + paging + ROUTE53_METRIC_PUBLICATION_S
         return Step(
             "detection",
             seconds,
             "declared",
-            f"health check every {interval} s x {threshold} failures, alarm {paging} s, "
-            f"metric published within {ROUTE53_METRIC_PUBLICATION_S} s",
+            f"{how}, alarm {paging} s, metric published within {ROUTE53_METRIC_PUBLICATION_S} s",
         )
 
     def dns(self) -> Step:

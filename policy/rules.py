@@ -341,10 +341,15 @@ def replicated_bucket_mechanisms(resources: Sequence[Resource], objectives: Mapp
             key=lambda r: order.index(r) if r in order else len(order),
         )
         problems = []
+        # An adopted copy's settings belong to the stack that owns it (declared there, not here).
+        adopted = set(_as_list(component.props.get("adopted_regions")))
         unversioned = [
             region
             for region in regions
-            if s3_versioning_enabled(getattr(named.get(f"{name}-{region}-versioning"), "props", {}))
+            if region not in adopted
+            and s3_versioning_enabled(
+                getattr(named.get(f"{name}-{region}-versioning"), "props", {})
+            )
         ]
         if unversioned:
             problems.append(f"{dataset}: copies without versioning in {', '.join(unversioned)}")
@@ -676,18 +681,25 @@ RESOURCE_RULES += [
 ]
 
 
-# The database's extractors register themselves in MECHANISM_EXTRACTORS when imported.
+# The database's extractors register themselves in MECHANISM_EXTRACTORS when imported, and so
+# does the audit of the inventoried datasets (detection only).
 if __package__:
-    from . import database  # noqa: E402,F401
+    from . import database, inventory  # noqa: E402,F401
 else:  # pragma: no cover - exercised by the subprocess test of the real pack
     import database  # type: ignore[no-redef]  # noqa: E402,F401
+    import inventory  # type: ignore[no-redef]  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------
-# AWS semantics of the object-scale audit (S3 Inventory, Athena, Glue): policy/inventory_rules.py
-# adds its resource rules and its mechanism extractor to the registries above.
-
+# AWS semantics (policy/aws_semantics/): what each declared mechanism needs to work in AWS.
+# Imported the same dual way as pack.py imports this module: the pack loads it standalone.
 if __package__:
-    from . import inventory_rules  # noqa: E402,F401
+    from . import aws_semantics
 else:  # pragma: no cover - exercised by the subprocess test of the real pack
-    import inventory_rules  # type: ignore[no-redef]  # noqa: E402,F401
+    import aws_semantics  # type: ignore[no-redef]
+
+SEMANTIC_RULES = aws_semantics.RULES
+
+
+def semantic_violations(resources: Iterable[Resource]) -> list[Violation]:
+    return [Violation(*found) for found in aws_semantics.violations(resources)]

@@ -17,6 +17,10 @@ def config_keys_table() -> str:
     for key in CONFIG_KEYS:
         if key.required:
             default = "required"
+        elif key.needed_by:
+            backends = "all" if len(key.needed_by) == 3 else ", ".join(key.needed_by)
+            rebuild = "; rebuild: from source" if key.from_source_on_rebuild else ""
+            default = f"required ({backends}{rebuild})"
         elif key.default == "":
             default = '`""`'
         else:

@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from components.objectives import ConfigError, parse_objectives
+from components.objectives import ConfigError, parse_stack_config
 from policy import recovery, rules
 from scripts.common import ExitCode, fail, out, print_json, progress
 from scripts.local.evaluate import ROOT, Evaluation, evaluate_stack, read_stack_config
@@ -66,7 +66,7 @@ def report(
     evidence = load_evidence(evidence_path or ROOT / EVIDENCE_PATH, objectives, now)
     assessment = recovery.assess_rto(resources, objectives, evidence)
     verdicts = rules.class_verdicts(resources, objectives)
-    violations = rules.resource_violations(resources)
+    violations = rules.resource_violations(resources) + rules.semantic_violations(resources)
     classes = []
     for v in verdicts:
         rto = assessment.to_dict() if assessment and assessment.data_class == v.name else None
@@ -100,6 +100,8 @@ def report(
         "resources": evaluation.resource_count,
         "regions": objectives["regions"],
         "db_backend": objectives["db_backend"],
+        # An example stack (platform-dr:example) names placeholder hosts: say so wherever it shows.
+        "example": bool(objectives.get("example")),
         "pitr_window_days": objectives["pitr_window_days"],
         "classes": classes,
         "violations": [asdict(v) for v in violations],
@@ -116,7 +118,7 @@ def posture_of(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Validate the stack's config exactly as the program does, then evaluate and report."""
-    parse_objectives(read_stack_config(stack, root), stack)
+    parse_stack_config(read_stack_config(stack, root), stack)
     evidence_path = evidence_path or root / EVIDENCE_PATH
     return report(evaluate_stack(stack, root=root), evidence_path, now)
 
@@ -131,8 +133,9 @@ def render(document: dict[str, Any]) -> None:
         NOT_MET: "[red]NOT MET[/]",
         UNKNOWN: "[yellow]UNKNOWN[/] (RTO not proven)",
     }[document["verdict"]]
+    example = " [yellow](example stack: placeholder hosts)[/]" if document.get("example") else ""
     out.print(
-        f"[bold]{document['stack']}[/]: {document['resources']} resources; primary "
+        f"[bold]{document['stack']}[/]{example}: {document['resources']} resources; primary "
         f"{regions['primary']}, DR {regions['dr']}, third {regions['third']}; database "
         f"{document['db_backend']}, {document['pitr_window_days']}-day PITR: {verdict}"
     )

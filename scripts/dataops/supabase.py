@@ -228,6 +228,12 @@ def register(app) -> None:
                     f"in Pulumi.{stack}.yaml",
                     ExitCode.INVALID_CONFIG,
                 )
+            if not project_ref and objectives.example:
+                raise DrctlError(
+                    f"stack {stack} is an example (platform-dr:example): its supabaseProjectRef "
+                    "is a placeholder; pass --project-ref for a real project",
+                    ExitCode.INVALID_CONFIG,
+                )
             status = check(
                 ref,
                 pitr_window_days=objectives.pitr_window_days,

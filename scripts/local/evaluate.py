@@ -100,14 +100,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["outputs"] = dict(self.stack_outputs[ref])
             resource_id = ref
         elif args.typ == "aws:s3/bucket:Bucket":
-            # bucket_prefix gets a unique suffix from AWS; a stable hash stands in for it here.
-            suffix = hashlib.sha1(args.name.encode()).hexdigest()[:12]
+            # bucket_prefix gets a unique suffix from AWS; a stable hash stands in for it here,
+            # marked so that nobody takes an offline value for a real bucket.
+            suffix = "example" + hashlib.sha1(args.name.encode()).hexdigest()[:8]
             prefixed = inputs.get("bucketPrefix") and f"{inputs['bucketPrefix']}{region}-{suffix}"
             bucket = inputs.get("bucket") or args.resource_id or prefixed or args.name
             resource_id = bucket
             state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
         elif args.typ in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
-            key_id = "mrk-" + hashlib.sha1(args.name.encode()).hexdigest()[:32]
+            key_id = "mrk-example" + hashlib.sha1(args.name.encode()).hexdigest()[:25]
             resource_id = key_id
             state.update(key_id=key_id, arn=_arn(args.typ, f"key/{key_id}", region))
         elif args.typ == "aws:rds/instance:Instance":
@@ -117,6 +118,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", _arn(args.typ, f"db:{ident}", region))
         elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
             state.setdefault("private_ip", "10.42.0.10")
+        elif args.typ == "aws:ec2/vpc:Vpc" and inputs.get("assignGeneratedIpv6CidrBlock"):
+            # AWS assigns a /56 from its own pool (documentation prefix 2001:db8::/32 here).
+            state["ipv6CidrBlock"] = "2001:db8:42:4200::/56"
+            state.setdefault("arn", _arn(args.typ, args.name, region))
+        elif args.typ == "aws:ssm/parameter:Parameter" and args.resource_id:
+            # A read parameter: its current value, obviously not a real one.
+            state.update(
+                name=args.resource_id, value=f"offline-example-value-of:{args.resource_id}"
+            )
+            state.setdefault("arn", _arn(args.typ, args.name, region))
         elif args.typ.startswith("aws:"):
             state.setdefault("arn", _arn(args.typ, args.name, region))
             state.setdefault("name", inputs.get("name") or args.name)
@@ -143,6 +154,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            # A rebuild stack copies an adopted secret's value; offline there is none.
+            secret_id = args.args.get("secretId", "")
+            return {
+                "arn": secret_id,
+                "id": secret_id,
+                "secretId": secret_id,
+                "secretString": f"offline-example-secret-of:{secret_id}",
+                "versionId": "offline-example",
+                "versionStages": ["AWSCURRENT"],
+            }
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             region = args.args.get("region") or "us-east-1"
             names = [f"{region}{z}" for z in "abc"]

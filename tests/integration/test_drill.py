@@ -124,13 +124,14 @@ def test_steps_are_timed_from_the_failure_instant(runs):
 
 def test_database_host_loss_includes_detection_at_the_declared_cadence(runs):
     record = runs["healthy"].record
-    assert record["mechanisms"]["declared"]["detection"]["poll_interval_s"] == 10
-    assert record["mechanisms"]["scaled"]["detection"]["poll_interval_s"] == pytest.approx(0.1)
+    assert record["mechanisms"]["declared"]["detection"]["poll_interval_s"] == 60
+    assert record["mechanisms"]["scaled"]["detection"]["poll_interval_s"] == pytest.approx(0.6)
     for name in ("database-corruption", "data-centre-outage"):
         s = runs["healthy"].scenario(name)
         detection = s["detection"]
-        assert detection["by"].startswith("Route 53 TCP health check")
-        assert detection["polls"] > detection["failure_threshold"] == 3
+        assert detection["by"].startswith("Route 53 CLOUDWATCH_METRIC health check")
+        assert detection["polls"] > detection["failure_threshold"] == 1
+        assert detection["alarm_periods"] == 2
         assert 0 < detection["unhealthy_at_s"] <= detection["at_s"] < s["rto_s"]
         # Recovery starts when the alarm fires, not when the host dies.
         acting = [t for t in s["steps"] if t["phase"] in ("assess", "fence", "promote", "restore")]

@@ -1,9 +1,9 @@
-"""The object-scale audit's AWS-semantics rules (policy/inventory_rules.py).
+"""The object-scale audit's rules in the AWS-semantics family (policy/aws_semantics/inventory.py).
 
-``INVENTORY_CASES`` (compliant props, non-compliant props, a phrase the problem must contain) joins
-``tests/policy/test_rules.CASES``, so every rule is checked by the shared tests there and in
-test_pack.py. The delivery check of the inventory mechanism is tested here on the real prod stack,
-each requirement broken on its own: the class must turn NOT MET.
+Their compliant and non-compliant fixtures (tests/policy/inventory_fixtures.py) are in the
+family's CASES, so test_aws_semantics.py checks them with every other rule. Here: each requirement
+of a rule failing on its own, and the real prod graph with one fault put back at a time (a fault
+in a declared resource, never an edited verdict) making posture NOT MET.
 """
 
 from __future__ import annotations
@@ -13,130 +13,44 @@ import json
 
 import pytest
 
-from components.inventory import inventory_bucket_policy, inventory_key_policy
-from policy import inventory_rules, rules
+from policy import aws_semantics, rules
+from tests.policy import inventory_fixtures as fx
 
-ACCOUNT = "111122223333"
-SOURCE = "arn:aws:s3:::creator-audio-us-east-1-abc"
-STORE = "arn:aws:s3:::platform-dr-inventory-us-east-1-abc"
-KEY = "arn:aws:kms:us-east-1:111122223333:key/0123"
+RULES = {rule.name: rule for rule in aws_semantics.RULES}
 
 
-def _inventory(**changes) -> dict:
-    props = {
-        "bucket": "creator-audio-us-east-1-abc",
-        "region": "us-east-1",
-        "name": "audit-prod",
-        "enabled": True,
-        "includedObjectVersions": "All",
-        "schedule": {"frequency": "Daily"},
-        "optionalFields": list(inventory_rules.AUDIT_FIELDS),
-        "destination": {
-            "bucket": {
-                "bucketArn": STORE,
-                "format": "Parquet",
-                "prefix": "inventory",
-                "encryption": {"sseKms": {"keyId": KEY}},
-            }
-        },
-    }
-    props.update(changes)
-    return props
-
-
-def _workgroup(**changes) -> dict:
-    config = {
-        "enforceWorkgroupConfiguration": True,
-        "bytesScannedCutoffPerQuery": 10**11,
-        "resultConfiguration": {
-            "outputLocation": "s3://store/athena-results/",
-            "encryptionConfiguration": {"encryptionOption": "SSE_KMS", "kmsKeyArn": KEY},
-        },
-    }
-    config.update(changes)
-    return {"name": "wg", "configuration": config}
-
-
-def _table(**descriptor_changes) -> dict:
-    descriptor = {
-        "location": "s3://store/inventory/creator-audio/audit-prod/hive/",
-        "inputFormat": inventory_rules.SYMLINK_INPUT,
-        "serDeInfo": {"serializationLibrary": inventory_rules.PARQUET_SERDE},
-    }
-    descriptor.update(descriptor_changes)
-    return {
-        "name": "t",
-        "partitionKeys": [{"name": "dt", "type": "string"}],
-        "storageDescriptor": descriptor,
-    }
-
-
-def _unscoped(policy: str, *keys: str) -> str:
-    doc = json.loads(policy)
-    for statement in doc["Statement"]:
-        for operator in (statement.get("Condition") or {}).values():
-            for key in keys:
-                operator.pop(key, None)
-    return json.dumps(doc)
-
-
-INVENTORY_CASES: dict[str, tuple[dict, dict, str]] = {
-    "s3-inventory-auditable": (
-        _inventory(),
-        _inventory(includedObjectVersions="Current"),
-        "'All'",
-    ),
-    "s3-inventory-delivery-scoped": (
-        {"bucket": "b", "policy": inventory_bucket_policy(STORE, ACCOUNT, [SOURCE])},
-        {
-            "bucket": "b",
-            "policy": _unscoped(inventory_bucket_policy(STORE, ACCOUNT, [SOURCE]), "aws:SourceArn"),
-        },
-        "aws:SourceArn",
-    ),
-    "kms-s3-service-scoped": (
-        {"enableKeyRotation": True, "policy": inventory_key_policy(ACCOUNT, [SOURCE])},
-        {
-            "enableKeyRotation": True,
-            "policy": _unscoped(inventory_key_policy(ACCOUNT, [SOURCE]), "aws:SourceAccount"),
-        },
-        "aws:SourceAccount",
-    ),
-    "athena-workgroup-enforced": (
-        _workgroup(),
-        _workgroup(enforceWorkgroupConfiguration=False),
-        "enforceWorkgroupConfiguration",
-    ),
-    "glue-inventory-table-readable": (
-        _table(),
-        _table(inputFormat="org.apache.hadoop.mapred.TextInputFormat"),
-        "SymlinkTextInputFormat",
-    ),
-}
-
-# Rules that pass a resource setting nothing, and why (see test_rules.test_empty_props).
-EMPTY_IS_COMPLIANT = {
-    "s3-inventory-delivery-scoped": "a bucket policy without an S3 delivery grant grants nothing",
-    "kms-s3-service-scoped": "a key policy without an S3 service grant grants S3 nothing",
-    "glue-inventory-table-readable": "a table with no location is not an inventory table",
-}
+def _problems(name, resources):
+    return [m for _, m in RULES[name].check(aws_semantics.Stack(resources))]
 
 
 @pytest.mark.parametrize(
-    ("rule", "props", "phrase"),
+    ("rule", "stack", "phrase"),
     [
-        ("s3-inventory-auditable", _inventory(schedule={"frequency": "Weekly"}), "'Daily'"),
-        ("s3-inventory-auditable", _inventory(enabled=False), "disabled"),
-        ("s3-inventory-auditable", _inventory(optionalFields=["Size"]), "ETag"),
+        ("s3-inventory-every-copy", fx.inventory_stack(inventory=False), "no S3 Inventory"),
+        (
+            "s3-inventory-every-copy",
+            fx.inventory_stack(region="us-west-2"),
+            "declared in us-west-2",
+        ),
+        ("s3-inventory-auditable", fx.inventory_stack(schedule={"frequency": "Weekly"}), "'Daily'"),
+        ("s3-inventory-auditable", fx.inventory_stack(enabled=False), "disabled"),
+        ("s3-inventory-auditable", fx.inventory_stack(optionalFields=["Size"]), "ETag"),
         (
             "s3-inventory-auditable",
-            _inventory(destination={"bucket": {"bucketArn": STORE, "format": "CSV"}}),
+            fx.inventory_stack(
+                destination={"bucket": {"bucketArn": fx.STORE_ARN, "format": "CSV"}}
+            ),
             "SSE-KMS",
         ),
-        ("athena-workgroup-enforced", _workgroup(bytesScannedCutoffPerQuery=None), "cost bound"),
+        (
+            "s3-service-grants-scoped",
+            fx.grants_stack(drop_from_key="aws:SourceAccount"),
+            "key policy",
+        ),
+        ("athena-workgroup-enforced", fx.workgroup(bytesScannedCutoffPerQuery=None), "cost bound"),
         (
             "athena-workgroup-enforced",
-            _workgroup(
+            fx.workgroup(
                 resultConfiguration={
                     "outputLocation": "s3://b/r/",
                     "encryptionConfiguration": {"encryptionOption": "SSE_S3"},
@@ -144,35 +58,37 @@ EMPTY_IS_COMPLIANT = {
             ),
             "'SSE_S3'",
         ),
-        ("glue-inventory-table-readable", {**_table(), "partitionKeys": []}, "dt"),
+        ("glue-inventory-table-readable", fx.table(partition_keys=()), "dt"),
     ],
 )
-def test_each_requirement_of_a_rule_fails_on_its_own(rule, props, phrase):
-    (found,) = [r for r in rules.RESOURCE_RULES if r.name == rule]
-    problems = found.check(props)
-    assert any(phrase in p for p in problems), problems
+def test_each_requirement_of_a_rule_fails_on_its_own(rule, stack, phrase):
+    assert any(phrase in p for p in _problems(rule, stack)), _problems(rule, stack)
 
 
-def test_a_service_grant_with_a_wildcard_action_is_still_judged():
-    doc = json.loads(inventory_bucket_policy(STORE, ACCOUNT, [SOURCE]))
-    grant = doc["Statement"][-1]
+def test_a_wildcard_grant_to_s3_is_still_judged():
+    (policy, key) = fx.grants_stack()
+    doc = json.loads(policy.props["policy"])
+    grant = next(
+        s for s in doc["Statement"] if s.get("Principal") == {"Service": "s3.amazonaws.com"}
+    )
     grant["Action"] = "s3:Put*"
     grant.pop("Condition")
-    problems = inventory_rules.s3_inventory_delivery_scoped({"policy": json.dumps(doc)})
-    assert any("aws:SourceAccount" in p for p in problems)
+    broken = [
+        rules.Resource(policy.type, policy.name, {**policy.props, "policy": json.dumps(doc)}),
+        key,
+    ]
+    assert any("aws:SourceAccount" in p for p in _problems("s3-service-grants-scoped", broken))
 
 
-# ---------------------------------------------------------------------------------------------
-# The delivery check on the real prod graph: each broken requirement makes the class NOT MET.
+def test_a_table_that_is_not_over_an_inventory_is_not_judged():
+    assert _problems("glue-inventory-table-readable", fx.table(location="s3://b/other/")) == []
+
+
+# -- the real prod graph, one fault at a time -----------------------------------------------------
 
 
 def _resources(evaluation):
     return [rules.Resource(r.type, r.name, copy.deepcopy(r.inputs)) for r in evaluation.resources]
-
-
-def _verdict(resources, data_class="critical"):
-    objectives = rules.objectives_of(resources)
-    return {v.name: v for v in rules.class_verdicts(resources, objectives)}[data_class]
 
 
 def _patch(resources, name, change):
@@ -185,11 +101,16 @@ def _patch(resources, name, change):
     raise KeyError(name)
 
 
-def test_prod_declares_a_deliverable_inventory_for_every_copy(prod):
+def _violations(resources):
+    return [(v.rule, v.resource, v.message) for v in rules.semantic_violations(resources)]
+
+
+def test_prod_declares_an_auditable_deliverable_inventory_for_every_copy(prod):
     resources = _resources(prod)
-    verdict = _verdict(resources)
-    assert verdict.met, verdict.problems
-    audit = [m for m in verdict.mechanisms if "S3 Inventory" in m]
+    assert _violations(resources) == []
+    verdicts = rules.class_verdicts(resources, rules.objectives_of(resources))
+    critical = next(v for v in verdicts if v.name == "critical")
+    audit = [m for m in critical.mechanisms if "S3 Inventory" in m]
     assert audit and "creator-audio" in audit[0] and "3 copies" in audit[0]
 
 
@@ -202,54 +123,58 @@ def _drop_statement(sid):
     return change
 
 
-def _narrow_source(sid):
-    def change(props):
-        doc = json.loads(props["policy"])
-        for s in doc["Statement"]:
-            if s.get("Sid") == sid:
-                s["Condition"]["ArnLike"]["aws:SourceArn"] = ["arn:aws:s3:::someone-else"]
-        props["policy"] = json.dumps(doc)
-
-    return change
-
-
 @pytest.mark.parametrize(
-    ("name", "change", "phrase"),
+    ("name", "change", "rule"),
     [
-        ("inventory-us-west-2-policy", _drop_statement("S3InventoryDelivers"), "bucket policy"),
-        ("inventory-us-west-2-policy", _narrow_source("S3InventoryDelivers"), "bucket policy"),
-        ("inventory-eu-west-1-key", _drop_statement("S3InventoryEncryptsReports"), "key's policy"),
-        ("inventory-us-west-2", lambda p: p.update(region="us-east-2"), "only delivers within"),
+        # The generic delivery rule of the family sees S3 Inventory's reports too.
         (
-            "inventory-creator-audio-eu-west-1",
-            lambda p: p.update(includedObjectVersions="Current"),
-            "'All'",
+            "inventory-us-west-2-policy",
+            _drop_statement("S3InventoryPutObject"),
+            "delivery-targets-writable",
         ),
+        (
+            "inventory-eu-west-1-key",
+            _drop_statement("S3InventoryEncryptsReports"),
+            "delivery-targets-writable",
+        ),
+        ("inventory-us-west-2", lambda p: p.update(region="us-east-2"), "s3-inventory-every-copy"),
         (
             "inventory-creator-audio-us-east-1",
             lambda p: p.update(region="us-west-2"),
-            "declared in",
+            "s3-inventory-every-copy",
+        ),
+        (
+            "inventory-creator-audio-eu-west-1",
+            lambda p: p.update(includedObjectVersions="Current"),
+            "s3-inventory-auditable",
+        ),
+        (
+            "inventory-us-east-1-workgroup",
+            lambda p: p["configuration"].update(enforceWorkgroupConfiguration=False),
+            "athena-workgroup-enforced",
         ),
     ],
 )
-def test_a_broken_delivery_makes_the_class_not_met(prod, name, change, phrase):
+def test_a_broken_inventory_is_reported_by_its_rule(prod, name, change, rule):
     resources = _resources(prod)
     _patch(resources, name, change)
-    verdict = _verdict(resources)
-    assert not verdict.met
-    assert any(phrase in p for p in verdict.problems), verdict.problems
+    assert rule in {found[0] for found in _violations(resources)}
 
 
-def test_a_copy_without_an_inventory_makes_the_class_not_met(prod):
+def test_a_copy_without_an_inventory_is_reported(prod):
     resources = [r for r in _resources(prod) if r.name != "inventory-creator-audio-us-west-2"]
-    verdict = _verdict(resources)
-    assert not verdict.met
-    assert "creator-audio: no S3 Inventory on the us-west-2 copy" in verdict.problems
+    found = _violations(resources)
+    assert (
+        "s3-inventory-every-copy",
+        "inventory",
+        "creator-audio: no S3 Inventory on the us-west-2 copy",
+    ) in found
 
 
 def test_the_audit_mechanism_bounds_no_loss(prod):
-    """Detection only: removing replication leaves the dataset unbounded despite its inventory."""
+    """Detection only: without replication the dataset is unbounded despite its inventory."""
     resources = [r for r in _resources(prod) if r.name != "creator-audio-replication"]
-    verdict = _verdict(resources)
-    assert not verdict.met
-    assert "creator-audio: nothing bounds data loss on region loss" in verdict.problems
+    verdicts = rules.class_verdicts(resources, rules.objectives_of(resources))
+    critical = next(v for v in verdicts if v.name == "critical")
+    assert not critical.met
+    assert any("creator-audio" in p and "bounds" in p for p in critical.problems), critical.problems

@@ -67,19 +67,20 @@ def test_prod_paths_from_the_declared_settings_and_the_measured_throughput():
     assessment = _assess(_resources())
     assert assessment.verdict == recovery.MET and assessment.rto_objective_s == 3600
     standby = _path(assessment, "promote the DR standby")
-    # Health check 10 s x 3, alarm 60 s x 1, Route 53's minute to publish; TTL 60 s.
-    assert _steps(standby) == {"detection": 150, "promotion": 0.5, "DNS switch": 60}
+    # The health check follows the in-VPC probe's alarm, which pages: the probe's minute + 2
+    # breaching minutes; TTL 60 s.
+    assert _steps(standby) == {"detection": 180, "promotion": 0.5, "DNS switch": 60}
     assert standby.survives_region_loss and standby.verdict == recovery.MET
     repo1, repo2 = _path(assessment, "PITR from repo1"), _path(assessment, "PITR from repo2")
     assert not repo1.survives_region_loss and repo2.survives_region_loss
     # 100 GiB at 100 MiB/s; an hour of WAL at 2 GiB/h at 50 MiB/s (the hourly incr timer).
     assert _steps(repo2) == {
-        "detection": 150,
+        "detection": 180,
         "restore": 1024,
         "WAL replay": pytest.approx(2 * 1024 / 50),
         "DNS switch": 60,
     }
-    assert repo2.seconds == pytest.approx(150 + 1024 + 2048 / 50 + 60)
+    assert repo2.seconds == pytest.approx(180 + 1024 + 2048 / 50 + 60)
     assert "extrapolated" in repo2.steps[1].note  # 100 GiB from a 0.5 GiB measurement
 
 
@@ -97,7 +98,7 @@ def test_a_tight_rto_no_path_can_meet_is_not_met():
     assessment = _assess(_resources(criticalRto="2m"))
     assert assessment.verdict == recovery.NOT_MET
     assert "no path that survives a region loss fits the RTO" in assessment.why
-    assert _path(assessment, "promote").seconds == 210.5  # detection alone takes 2.5 min
+    assert _path(assessment, "promote").seconds == 240.5  # detection alone takes 3 min
 
 
 def _unsound_standby(resources):
@@ -288,3 +289,30 @@ def _fixed(name, survives, seconds, rto=3600):
 )
 def test_class_rto_verdict(paths, verdict):
     assert recovery.class_rto_verdict(paths)[0] == verdict
+
+
+def test_detection_follows_whichever_health_check_the_record_has():
+    """The stack's check watches the probe's alarm; an endpoint check counts interval x failures;
+    a metric check whose probe alarm is gone cannot be timed, so the path is not met."""
+    resources = list(_resources())
+    endpoint = [
+        rules.Resource(
+            r.type, r.name, {"type": "TCP", "requestInterval": 10, "failureThreshold": 3}
+        )
+        if r.name == "dr-standby-primary-check"
+        else r
+        for r in resources
+    ]
+    assert _steps(_path(_assess(endpoint), "promote"))["detection"] == 150
+    # A probe alarm that pages nobody: the HealthCheckStatus alarm (60 s x 1) after Route 53's
+    # minute to publish is the page.
+    silent = [
+        rules.Resource(r.type, r.name, {**r.props, "alarmActions": []})
+        if r.name == "dr-standby-primary-down"
+        else r
+        for r in resources
+    ]
+    assert _steps(_path(_assess(silent), "promote"))["detection"] == 180 + 60 + 60
+    without_probe = [r for r in resources if r.name != "dr-standby-primary-down"]
+    standby = _path(_assess(without_probe), "promote")
+    assert _steps(standby)["detection"] is None and standby.verdict == recovery.NOT_MET

@@ -182,10 +182,13 @@ def test_mechanisms_are_read_from_what_prod_declares(prod):
     mech = mechanisms_from_evaluation(prod)
     assert mech.archive_timeout_s == 300  # critical RPO 15m / 3, rendered into postgresql.conf
     assert mech.push_timeout_s == 60
-    assert (mech.detection.poll_interval_s, mech.detection.failure_threshold) == (10, 3)
-    assert (mech.detection.alarm_period_s, mech.detection.alarm_periods) == (60, 1)
-    # 10 s x 3, the minute Route 53 takes to publish the status, one 60 s alarm period: as posture.
-    assert mech.detection.publication_s == 60 and mech.detection.worst_case_s == 150
+    # The PRIMARY record's CLOUDWATCH_METRIC check follows the in-VPC probe's alarm: the probe
+    # runs every minute (one failed run breaches), the alarm pages after 2 periods of 60 s; as
+    # posture states it.
+    assert mech.detection.by.startswith("Route 53 CLOUDWATCH_METRIC health check")
+    assert (mech.detection.poll_interval_s, mech.detection.failure_threshold) == (60, 1)
+    assert (mech.detection.alarm_period_s, mech.detection.alarm_periods) == (60, 2)
+    assert mech.detection.publication_s == 0 and mech.detection.worst_case_s == 180
     assert mech.dns_ttl_s == 60
     # Longest gaps between backups reaching repo2 that restore at least each level.
     assert mech.backup_interval_s == {"full": 7 * 86400, "diff": 86400, "incr": 3600}
@@ -206,8 +209,8 @@ def test_scaling_divides_every_interval_and_never_runs_faster_than_scaled(prod):
     mech = mechanisms_from_evaluation(prod).scaled(100)
     assert mech.archive_timeout_s == 3 and mech.effective_archive_timeout_s == 3
     assert mech.push_timeout_s == pytest.approx(0.6) and mech.effective_push_timeout_s == 0.6
-    assert mech.detection.poll_interval_s == pytest.approx(0.1)
-    assert mech.detection.failure_threshold == 3  # a count does not scale
+    assert mech.detection.poll_interval_s == pytest.approx(0.6)
+    assert mech.detection.alarm_periods == 2  # a count does not scale
     assert mech.dns_ttl_s == pytest.approx(0.6)
     assert mech.backup_interval_s["incr"] == pytest.approx(36)
     odd = mechanisms_from_evaluation(prod).scaled(7)
@@ -259,8 +262,11 @@ def test_detection_follows_a_cloudwatch_metric_health_check_to_its_alarm():
         ),
     ]
     detection = detection_from_declared(resources)
-    assert (detection.poll_interval_s, detection.failure_threshold) == (10, 2)
-    assert detection.worst_case_s == 20 and detection.alarm == "probe-alarm"
+    # The probe runs every minute and one failed run is a breaching datapoint; the alarm needs
+    # 2 of its 10 s periods.
+    assert (detection.poll_interval_s, detection.failure_threshold) == (60, 1)
+    assert (detection.alarm_period_s, detection.alarm_periods) == (10, 2)
+    assert detection.worst_case_s == 80 and detection.alarm == "probe-alarm"
     assert detection.publication_s == 0  # the probe's alarm is the check: nothing to publish
 
 

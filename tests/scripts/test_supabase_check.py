@@ -136,8 +136,9 @@ def test_bad_ref_missing_token_and_unreachable_api(api, monkeypatch):
     result, text = _run("--project-ref", "Not-A-Ref")
     assert result.exit_code == ExitCode.INVALID_CONFIG and "20 lowercase letters" in text
     assert api.requests == []
-    result, text = _run("--stack", "prod")  # prod declares no supabaseProjectRef
+    result, text = _run("--stack", "prod")  # prod is an example: its ref is a placeholder
     assert result.exit_code == ExitCode.INVALID_CONFIG and "--project-ref" in text
+    assert "is an example" in text and api.requests == []
     monkeypatch.delenv(supabase.TOKEN_ENV)
     result, text = _run("--project-ref", REF)
     assert result.exit_code == ExitCode.PRECONDITION_FAILED and supabase.TOKEN_ENV in text

@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import datetime as dt
 import json
+import shutil
 
 import boto3
 import pytest
@@ -35,7 +36,6 @@ from typer.testing import CliRunner
 from components.backup_plan import vault_lock_settings
 from components.replicated_bucket import replication_rules
 from scripts.checks import verify
-from scripts.checks.verify import cli as verify_cli
 from scripts.checks.verify.backup import VAULT_LOCKS
 from scripts.checks.verify.replication import api_shape
 from scripts.cli import app
@@ -176,6 +176,25 @@ class World:
                 self.client("ssm", region).put_parameter(
                     Name=name, Value=f"value of {name}", Type="String"
                 )
+        # The live prerequisites (scripts/checks/verify/prerequisites.py, each failing case is in
+        # test_prerequisites.py): AWS Config recording and the Backup reports role, on moto.
+        config = self.client("config", PRIMARY)
+        config.put_configuration_recorder(
+            ConfigurationRecorder={
+                "name": "platform-dr-prod",
+                "roleARN": ROLE,
+                "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": False},
+            }
+        )
+        config.put_delivery_channel(
+            DeliveryChannel={"name": "platform-dr-prod", "s3BucketName": "reports"}
+        )
+        config.start_configuration_recorder(ConfigurationRecorderName="platform-dr-prod")
+        self.client("iam", PRIMARY).create_role(
+            RoleName="AWSServiceRoleForBackupReports",
+            Path="/aws-service-role/reports.backup.amazonaws.com/",
+            AssumeRolePolicyDocument="{}",
+        )
 
     def put_replication(self, dataset, regions):
         """The rules the program declares for ``regions``, as GetBucketReplication returns
@@ -235,6 +254,22 @@ class World:
                             "Statistics": [stat],
                         },
                     )
+        # Stubber (like the replication metrics): the primary probe's minutes, in the DR region.
+        cw_stub.add_response(
+            "get_metric_statistics",
+            {"Datapoints": [{"Timestamp": NOW, "Minimum": 1.0, "SampleCount": 1.0}]},
+            {
+                "Namespace": "platform-dr",
+                "MetricName": "PrimaryDatabaseUp",
+                "Dimensions": [
+                    {"Name": "Database", "Value": self.outputs["drStandby"]["recordName"]}
+                ],
+                "StartTime": ANY,
+                "EndTime": ANY,
+                "Period": 60,
+                "Statistics": ["Minimum", "SampleCount"],
+            },
+        )
         cw_stub.activate()
         self.cw_stub = cw_stub
         s3_stub.activate()
@@ -275,8 +310,15 @@ class World:
                 },
                 {"BackupVaultName": vault, "ByBackupPlanId": plan_id},
             )
+        # Stubber: DescribeRegionSettings (the Backup opt-in prerequisite; moto lacks it).
+        settings = {"ResourceTypeOptInPreference": {"S3": True, "RDS": True}}
+        bk_stub.add_response("describe_region_settings", settings, {})
         bk_stub.activate()
         self.bk_stub = bk_stub
+        dr_backup = self.sessions[DR].client("backup")
+        dr_stub = Stubber(dr_backup)
+        dr_stub.add_response("describe_region_settings", settings, {})
+        dr_stub.activate()
 
         def clients(service, region):
             if service == "cloudwatch":
@@ -287,8 +329,10 @@ class World:
                 return Routed(
                     self.client("backup", PRIMARY),
                     backup_stubbed,
-                    {"list_recovery_points_by_backup_vault"},
+                    {"list_recovery_points_by_backup_vault", "describe_region_settings"},
                 )
+            if service == "backup" and region == DR:
+                return Routed(self.client("backup", DR), dr_backup, {"describe_region_settings"})
             if service == "rds" and self.rds_stub and region in self.rds_stub:
                 return self.rds_stub[region]
             return self.client(service, region)
@@ -348,6 +392,10 @@ def test_healthy_prod_passes_every_check(world):
         "secret-replica",
         "config-in-sync",
         "vault-lock",
+        "aws-config-recording",
+        "backup-reports-role",
+        "backup-opt-in",
+        "primary-probe",
     }
     assert verify.verdict(checks) is verify.Status.PASS
     per_class = {c.data_class for c in checks if c.check == "backup-recovery-point"}
@@ -891,7 +939,7 @@ def test_cli_rejects_half_a_database_source(tmp_path):
 
 
 def test_cli_without_pulumi_or_outputs_is_a_precondition(monkeypatch):
-    monkeypatch.setattr(verify_cli.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     result = CliRunner().invoke(app, ["verify", "--stack", "prod"])
     assert result.exit_code == ExitCode.PRECONDITION_FAILED
     assert "--outputs FILE" in result.stderr

@@ -193,6 +193,7 @@ def test_roles_use_managed_policies_and_no_wildcard_grants(prod):
         "AWSBackupServiceRolePolicyForS3Backup",
         "AWSBackupServiceRolePolicyForRestores",
         "AWSBackupServiceRolePolicyForS3Restore",
+        "AWS_ConfigRole",  # the AWS Config recorder's role (awsConfigRecording: stack)
     }
     inline = [
         r

@@ -14,6 +14,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.dr_network import PrimaryNetwork
 from components.dr_standby import (
     PILOT_LIGHT,
     WARM_STANDBY,
@@ -45,8 +46,29 @@ DATABASES = {
 }
 
 
+ZONE = "music-platform.example"
+SETTINGS = DrSettings(zone_name=ZONE)
+PRIMARY = PrimaryNetwork(
+    "us-east-1", "vpc-0e7a3b1c2d4f50617", "10.40.0.0/16", ["rtb-0a", "rtb-0b"], "sg-0e7a"
+)
+
+
 def objectives(**overrides):
     return parse_objectives({**BASE, **overrides}, "test")
+
+
+def standby_args(obj, topics, endpoint, database, **extra):
+    """DrStandbyArgs with what every stack config must give (zone; the primary network)."""
+    extra.setdefault("settings", SETTINGS)
+    if obj.db_backend == "self-managed":
+        extra.setdefault("primary_network", PRIMARY)
+    return DrStandbyArgs(
+        objectives=obj,
+        alarm_topic_arns=topics,
+        primary_endpoint=endpoint,
+        database=database,
+        **extra,
+    )
 
 
 def declare(build):
@@ -73,17 +95,7 @@ def resolve(output):
 
 def standby(backend="self-managed", endpoint="db.primary.example.com:5432", **obj_overrides):
     obj = objectives(dbBackend=backend, **obj_overrides)
-    return declare(
-        lambda: DrStandby(
-            "dr",
-            DrStandbyArgs(
-                objectives=obj,
-                alarm_topic_arns=TOPICS,
-                primary_endpoint=endpoint,
-                database=DATABASES[backend],
-            ),
-        )
-    )
+    return declare(lambda: DrStandby("dr", standby_args(obj, TOPICS, endpoint, DATABASES[backend])))
 
 
 def by_type(records, type_token):
@@ -139,7 +151,8 @@ def test_bad_dr_settings_name_the_key_the_value_and_what_is_allowed(key, value, 
 
 
 def test_dr_settings_defaults_and_values():
-    assert parse_dr_settings({}) == DrSettings()
+    # No zone name: whether one is required is the objectives' call (check_infrastructure_keys).
+    assert parse_dr_settings({}) == DrSettings() and DrSettings().zone_name == ""
     s = parse_dr_settings({"pilotLightRecovery": "2h", "dnsZoneName": "Example.COM."})
     assert s.pilot_light_recovery_s == 7200 and s.zone_name == "example.com"
 
@@ -167,17 +180,77 @@ def test_network_private_subnets_in_two_zones_and_db_port_from_app_only(backend)
     records, _ = standby(backend)
     (vpc,) = by_type(records, "aws:ec2/vpc:Vpc")
     assert vpc.region == "us-west-2" and vpc.inputs["cidrBlock"] == "10.42.0.0/16"
-    subnets = by_type(records, "aws:ec2/subnet:Subnet")
+    subnets = [s for s in by_type(records, "aws:ec2/subnet:Subnet") if s.tags["tier"] == "private"]
     assert len(subnets) >= 2
     assert len({s.inputs["availabilityZone"] for s in subnets}) == len(subnets)
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
-    ingress = by_type(records, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    ingress = [
+        r
+        for r in by_type(records, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.region == "us-west-2"
+    ]
     assert len(ingress) == 1
     rule = ingress[0].inputs
     assert rule["fromPort"] == rule["toPort"] == 5432
-    assert "cidrIpv4" not in rule and rule["referencedSecurityGroupId"] == "dr-app-sg-id"
-    assert rule["securityGroupId"] == "dr-db-sg-id"
+    assert "cidrIpv4" not in rule and rule["referencedSecurityGroupId"] == "dr-network-app-sg-id"
+    assert rule["securityGroupId"] == "dr-network-db-sg-id"
     assert vpc.tags["backup-class"] == "critical"
+    # Hosts reach the AWS APIs their groups allow through a NAT gateway.
+    routes = {r.name: r.inputs for r in by_type(records, "aws:ec2/route:Route")}
+    assert routes["dr-network-private-internet"]["natGatewayId"] == "dr-network-nat-id"
+    assert routes["dr-network-public-internet"]["gatewayId"] == "dr-network-igw-id"
+
+
+def test_self_managed_streams_over_peering_with_routes_and_rules_both_ways():
+    records, _ = standby("self-managed")
+    (peering,) = by_type(records, "aws:ec2/vpcPeeringConnection:VpcPeeringConnection")
+    assert peering.region == "us-west-2"
+    assert (peering.inputs["peerVpcId"], peering.inputs["peerRegion"]) == (
+        PRIMARY.vpc_id,
+        "us-east-1",
+    )
+    (accept,) = by_type(
+        records, "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter"
+    )
+    assert accept.region == "us-east-1" and accept.inputs["autoAccept"] is True
+    routes = {r.name: r for r in by_type(records, "aws:ec2/route:Route")}
+    there = routes["dr-network-to-primary"]
+    assert there.region == "us-west-2" and there.inputs["destinationCidrBlock"] == "10.40.0.0/16"
+    back = [r for n, r in routes.items() if n.startswith("dr-network-from-primary-")]
+    assert {r.inputs["routeTableId"] for r in back} == set(PRIMARY.route_table_ids)
+    assert all(
+        r.region == "us-east-1" and r.inputs["destinationCidrBlock"] == "10.42.0.0/16" for r in back
+    )
+    ingress = named(records, "dr-network-primary-from-dr")
+    assert ingress.region == "us-east-1" and ingress.inputs["securityGroupId"] == "sg-0e7a"
+    assert ingress.inputs["cidrIpv4"] == "10.42.0.0/16" and ingress.inputs["fromPort"] == 5432
+    egress = named(records, "dr-network-db-to-primary")
+    assert egress.inputs["cidrIpv4"] == "10.40.0.0/16"
+
+
+def test_supabase_subscriber_gets_ipv4_and_ipv6_egress():
+    records, _ = standby("supabase")
+    (vpc,) = by_type(records, "aws:ec2/vpc:Vpc")
+    assert vpc.inputs["assignGeneratedIpv6CidrBlock"] is True
+    assert not by_type(records, "aws:ec2/vpcPeeringConnection:VpcPeeringConnection")
+    route = named(records, "dr-network-private-internet-ipv6").inputs
+    assert route["destinationIpv6CidrBlock"] == "::/0"
+    assert route["egressOnlyGatewayId"] == "dr-network-eigw-id"
+    assert named(records, "dr-network-db-to-publisher-ipv6").inputs["cidrIpv6"] == "::/0"
+
+
+def test_self_managed_without_a_primary_network_is_refused():
+    obj = objectives()
+    with pytest.raises(ConfigError) as raised:
+        declare(
+            lambda: DrStandby(
+                "dr",
+                DrStandbyArgs(
+                    obj, TOPICS, "db.x.com", database=DATABASES["self-managed"], settings=SETTINGS
+                ),
+            )
+        )
+    assert raised.value.key == "primaryVpcId"
 
 
 def test_rds_gets_an_encrypted_cross_region_read_replica_with_a_dr_key():
@@ -189,7 +262,7 @@ def test_rds_gets_an_encrypted_cross_region_read_replica_with_a_dr_key():
     assert inputs["storageEncrypted"] is True and ":us-west-2:" in inputs["kmsKeyId"]
     assert inputs["publiclyAccessible"] is False and inputs["backupRetentionPeriod"] == 7
     assert inputs["dbSubnetGroupName"] == "dr-db-subnets"
-    assert inputs["vpcSecurityGroupIds"] == ["dr-db-sg-id"]
+    assert inputs["vpcSecurityGroupIds"] == ["dr-network-db-sg-id"]
     assert inputs["instanceClass"] == "db.r6g.large"  # warm standby: full size
     assert replica.tags["backup-class"] == "critical"
     (group,) = by_type(records, "aws:rds/subnetGroup:SubnetGroup")
@@ -228,7 +301,7 @@ def test_self_managed_renders_streaming_standby_config_through_the_slot():
     assert "primary_slot_name = 'dr_standby'" in files["standby.conf"]
     assert "host=db.primary.example.com port=5432" in files["standby.conf"]
     eni = named(records, "dr-db-address")
-    assert eni.region == "us-west-2" and eni.inputs["securityGroups"] == ["dr-db-sg-id"]
+    assert eni.region == "us-west-2" and eni.inputs["securityGroups"] == ["dr-network-db-sg-id"]
 
 
 def test_supabase_exposes_the_subscription_target():
@@ -242,8 +315,21 @@ def test_supabase_exposes_the_subscription_target():
 def test_route53_health_check_and_failover_records(backend):
     records, component = standby(backend, endpoint="db.primary.example.com:6543")
     (check,) = by_type(records, "aws:route53/healthCheck:HealthCheck")
-    assert check.inputs["type"] == "TCP" and check.inputs["fqdn"] == "db.primary.example.com"
-    assert check.inputs["port"] == 6543 and check.inputs["requestInterval"] == 10
+    # Route 53 cannot reach the private primary: it watches the in-VPC probe's alarm instead.
+    assert check.inputs["type"] == "CLOUDWATCH_METRIC" and "fqdn" not in check.inputs
+    alarm = named(records, "dr-primary-down")
+    assert check.inputs["cloudwatchAlarmName"] == alarm.name
+    assert check.inputs["cloudwatchAlarmRegion"] == alarm.region == "us-west-2"
+    assert check.inputs["insufficientDataHealthStatus"] == "LastKnownStatus"
+    probe = alarm.inputs
+    assert (probe["namespace"], probe["metricName"]) == ("platform-dr", "PrimaryDatabaseUp")
+    assert probe["dimensions"] == {"Database": "db.music-platform.example"}
+    assert probe["treatMissingData"] == "breaching" and probe["threshold"] == 1
+    assert probe["evaluationPeriods"] == 2  # warm standby: two silent or failed minutes
+    units = resolve(component.probe_artefacts)
+    service = units["systemd/platform-dr-primary-probe.service"]
+    assert "pg_isready -q -h db.primary.example.com -p 6543" in service
+    assert "--region us-west-2" in service and "Database=db.music-platform.example" in service
     failover = {
         r.inputs["failoverRoutingPolicies"][0]["type"]: r
         for r in by_type(records, "aws:route53/record:Record")
@@ -278,11 +364,11 @@ def test_adopted_zone_is_used_and_records_taken_over():
     records, _ = declare(
         lambda: DrStandby(
             "dr",
-            DrStandbyArgs(
-                objectives=obj,
-                alarm_topic_arns=TOPICS,
-                primary_endpoint="db.example.com",
-                database=DATABASES["self-managed"],
+            standby_args(
+                obj,
+                TOPICS,
+                "db.example.com",
+                DATABASES["self-managed"],
                 adopt_zone_id="ZPRODZONE123",
                 take_over_records=True,
             ),
@@ -304,12 +390,7 @@ def test_adopted_zone_is_used_and_records_taken_over():
 def test_missing_backend_input_is_refused_before_anything_is_declared(backend, database, field):
     obj = objectives(dbBackend=backend)
     with pytest.raises(ConfigError) as raised:
-        declare(
-            lambda: DrStandby(
-                "dr",
-                DrStandbyArgs(obj, TOPICS, "db.example.com", database=database),
-            )
-        )
+        declare(lambda: DrStandby("dr", standby_args(obj, TOPICS, "db.example.com", database)))
     assert raised.value.key == field and backend in str(raised.value)
 
 
@@ -319,7 +400,7 @@ def test_missing_us_east_1_topic_is_refused():
     with pytest.raises(ConfigError, match="us-east-1"):
         declare(
             lambda: DrStandby(
-                "dr", DrStandbyArgs(obj, topics, "db.x.com", database=DATABASES["self-managed"])
+                "dr", standby_args(obj, topics, "db.x.com", DATABASES["self-managed"])
             )
         )
 
@@ -328,7 +409,7 @@ def test_a_named_dr_host_is_used_as_is_without_an_address_of_our_own():
     obj = objectives(dbBackend="supabase")
     db = StandbyDatabase(publication_name="dr_pub", standby_host="dr-db.internal.example")
     records, component = declare(
-        lambda: DrStandby("dr", DrStandbyArgs(obj, TOPICS, "db.abc.supabase.co", database=db))
+        lambda: DrStandby("dr", standby_args(obj, TOPICS, "db.abc.supabase.co", db))
     )
     assert not by_type(records, "aws:ec2/networkInterface:NetworkInterface")
     secondary = named(records, "dr-secondary").inputs

@@ -13,7 +13,7 @@ from components.inventory import (
     INVENTORY_PREFIX,
     OPTIONAL_FIELDS,
 )
-from policy.inventory_rules import AUDIT_FIELDS, PARQUET_SERDE, SYMLINK_INPUT
+from policy.aws_semantics.inventory import AUDIT_FIELDS, PARQUET_SERDE, SYMLINK_INPUT
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 DATASETS = ("creator-audio", "user-assets", "generated-archive")
@@ -83,7 +83,7 @@ def test_only_s3_may_deliver_and_only_for_this_regions_copies(prod, region):
     store = f"inventory-{region}"
     statements = {s["Sid"]: s for s in _statements(prod.named(f"{store}-policy"))}
     assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
-    grant = statements["S3InventoryDelivers"]
+    grant = statements["S3InventoryPutObject"]
     store_name = prod.outputs["inventory"]["buckets"][region]
     assert grant["Principal"] == {"Service": "s3.amazonaws.com"}
     assert grant["Action"] == "s3:PutObject"
@@ -93,7 +93,7 @@ def test_only_s3_may_deliver_and_only_for_this_regions_copies(prod, region):
     assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
     key_grant = {s["Sid"]: s for s in _statements(prod.named(f"{store}-key"))}
     encrypt = key_grant["S3InventoryEncryptsReports"]
-    assert encrypt["Action"] == "kms:GenerateDataKey"
+    assert encrypt["Action"] == ["kms:GenerateDataKey"]
     assert set(encrypt["Condition"]["ArnLike"]["aws:SourceArn"]) == copies
     assert encrypt["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
 

@@ -188,9 +188,28 @@ def test_rebuild_reads_prods_dr_copies_and_materialises_the_new_dr_region(dr: Ev
     for p in created:
         if p.inputs["type"] == "SecureString":
             assert p.inputs["keyId"] == _key_arn(dr, "eu-west-1")
-    for s in _ours(dr, SECRET):
-        assert s.region == "us-west-2" and not s.custom
-        assert s.import_id.startswith("arn:aws:secretsmanager:us-west-2:")
+    secrets = _ours(dr, SECRET)
+    adopted = [s for s in secrets if s.region == "us-west-2"]
+    copies = [s for s in secrets if s.region == "eu-west-1"]
+    for s in adopted:
+        assert not s.custom and s.import_id.startswith("arn:aws:secretsmanager:us-west-2:")
+    # The rebuild re-establishes a copy of each secret in ITS DR region, under its DR key,
+    # holding the adopted secret's current value (a secret, never plain).
+    assert {c.inputs["name"] for c in copies} == set(dr.outputs["secretArns"])
+    for c in copies:
+        assert c.custom and c.inputs["kmsKeyId"] == _key_arn(dr, "eu-west-1")
+        assert "replicas" not in c.inputs
+        assert set(dr.outputs["secretArns"][c.inputs["name"]]) == {"us-west-2", "eu-west-1"}
+    versions = [v for v in _ours(dr, VERSION) if v.region == "eu-west-1"]
+    assert len(versions) == len(copies)
+    for v in versions:
+        assert rpc.is_rpc_secret(v.inputs["secretString"])
+        assert rpc.unwrap_rpc_secret(v.inputs["secretString"]).startswith(
+            "offline-example-secret-of:arn:aws:secretsmanager:us-west-2:"
+        )
+    # Parameter copies carry what the adopted parameter holds now, not this stack's defaults.
+    for p in created:
+        assert rpc.unwrap_rpc_secret(p.inputs["value"]).startswith("offline-example-value-of:/")
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from policy import artefacts as art
-from policy.recovery import ROUTE53_METRIC_PUBLICATION_S
+from policy.recovery import PROBE_INTERVAL_S, ROUTE53_METRIC_PUBLICATION_S
 from scripts.common import DrctlError, ExitCode
 
 DEFAULT_TIME_SCALE = 100.0
@@ -105,9 +105,11 @@ def detection_from_declared(resources: Iterable[Any]) -> Detection:
     Follows the PRIMARY failover record to its health check. An endpoint check (TCP, HTTP) polls
     at ``requestInterval`` and turns unhealthy after ``failureThreshold`` failures in a row; the
     CloudWatch alarm on its ``HealthCheckStatus`` pages after ``evaluationPeriods`` (or
-    ``datapointsToAlarm``) periods. A ``CLOUDWATCH_METRIC`` check (fed by a probe inside the VPC)
-    follows its alarm instead: the alarm's periods are the detection. Change this function, and
-    only this one, when the stack's health check changes kind.
+    ``datapointsToAlarm``) periods. A ``CLOUDWATCH_METRIC`` check follows the alarm on the in-VPC
+    probe's metric instead (components/health_probe.py): the probe runs every
+    ``PROBE_INTERVAL_S`` and one failed run is a breaching datapoint, the alarm (which pages
+    itself) needs its breaching periods, as posture states it. Change this function, and only
+    this one, when the stack's health check changes kind.
     """
     resources = list(resources)
     checks = {r.id: r for r in resources if r.type == HEALTH_CHECK}
@@ -156,10 +158,10 @@ def detection_from_declared(resources: Iterable[Any]) -> Detection:
         alarm = named[0]
         return Detection(
             by=f"Route 53 CLOUDWATCH_METRIC health check {check.name} on alarm {alarm.name}",
-            poll_interval_s=_num(alarm.inputs, "period", 60),
-            failure_threshold=_alarm_periods(alarm),
-            alarm_period_s=0.0,
-            alarm_periods=0,
+            poll_interval_s=float(PROBE_INTERVAL_S),
+            failure_threshold=1,
+            alarm_period_s=_num(alarm.inputs, "period", 60),
+            alarm_periods=_alarm_periods(alarm),
             alarm=alarm.name,
         )
     raise DrctlError(

@@ -14,7 +14,9 @@ its area:
   an injected source);
 - replication.py: every live S3 replication rule field by field against the program's, and its
   CloudWatch metrics against the class RPO;
-- config.py: Secrets Manager replicas InSync; SSM config equal in the primary and DR regions.
+- config.py: Secrets Manager replicas InSync; SSM config equal in the primary and DR regions;
+- prerequisites.py: what the stack cannot create itself, one line each (AWS Config recording of
+  the Backup types, the Backup reports role, Backup opt-in per vault region, the primary probe).
 
 Targets come from the stack's outputs (an injected provider; the real one runs ``pulumi stack
 output --json``), objectives from the stack file. AWS access is a factory ``(service, region) ->
@@ -48,6 +50,7 @@ from scripts.checks.verify.model import (
     Status,
     run_group,
 )
+from scripts.checks.verify.prerequisites import PREREQUISITES
 from scripts.checks.verify.replication import S3_REPLICATION
 from scripts.common import progress
 from scripts.local.evaluate import ROOT
@@ -60,6 +63,7 @@ CHECKS: list[CheckGroup] = [
     SECRET_REPLICAS,
     CONFIG_IN_SYNC,
     VAULT_LOCKS,
+    PREREQUISITES,
 ]
 
 

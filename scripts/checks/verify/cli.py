@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +15,13 @@ from scripts.checks import verify as package
 from scripts.checks.verify.database import PgBackRestSource
 from scripts.checks.verify.model import Check, ClientFactory, Status
 from scripts.common import DrctlError, ExitCode, fail, out, print_json
+from scripts.dataops.stack_outputs import pulumi_outputs  # noqa: F401 (the package re-exports it)
 from scripts.local.evaluate import ROOT, read_stack_config
 
 
 def objectives_of_stack(stack: str, root: Path = ROOT) -> Objectives:
     raw = read_stack_config(stack, root)
     return parse_objectives({k: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}, stack)
-
-
-def pulumi_outputs(stack: str) -> Mapping[str, Any]:
-    """The real provider: ``pulumi stack output --json`` (secrets stay masked)."""
-    if not shutil.which("pulumi"):
-        raise DrctlError(
-            "the pulumi CLI is not on PATH: install it, or pass --outputs FILE with the JSON "
-            "of `pulumi stack output --json -s STACK`",
-            ExitCode.PRECONDITION_FAILED,
-        )
-    result = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "-s", stack], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise DrctlError(
-            f"pulumi stack output -s {stack} failed: {result.stderr.strip()}",
-            ExitCode.PRECONDITION_FAILED,
-        )
-    return json.loads(result.stdout)
 
 
 def session_clients(sessions: Callable[[str], Any]) -> ClientFactory:
