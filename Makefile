@@ -10,13 +10,16 @@ TEST_TZ   := America/St_Johns
 
 setup: sysdeps $(VENV_STAMP)
 
-# pgBackRest and stunnel come from Debian; PostgreSQL 15 server binaries are expected at
+# pgBackRest, stunnel and Chromium (+ chromedriver, for the status-page browser test) come from
+# Debian; PostgreSQL 15 server binaries are expected at
 # /usr/lib/postgresql/15/bin (installed here from postgresql-15 if missing).
 sysdeps:
 	@missing=""; \
 	command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
 	command -v stunnel4 >/dev/null || missing="$$missing stunnel4"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing" >&2; \

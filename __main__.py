@@ -10,9 +10,11 @@ import pulumi_postgresql as postgresql
 
 from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs, load_config_recording
+from components.contacts import load_contacts
 from components.dr_network import load_primary_network, rebuild_primary_network
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
 from components.inventory import InventoriedDataset, ObjectInventory, ObjectInventoryArgs
+from components.notification_topics import NotificationTopics, NotificationTopicsArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.postgres_backup import (
     PostgresBackup,
@@ -22,6 +24,8 @@ from components.postgres_backup import (
 )
 from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
 from components.secrets_backup import SecretsBackup, load_settings, secrets_backup_args
+from components.services import DATASETS, load_catalogue
+from components.status_page import StatusPage, StatusPageArgs
 
 try:
     objectives = load_objectives()
@@ -30,6 +34,8 @@ try:
     dr_settings = load_dr_settings()
     config_recording = load_config_recording()
     primary_network = load_primary_network(objectives, dr_settings.vpc_cidr)
+    catalogue = load_catalogue(objectives, [*app_config.api_keys, *app_config.integrations])
+    contacts = load_contacts()
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.
     print(f"error: {err}", file=sys.stderr)
@@ -57,14 +63,8 @@ alerts = AlertTopics("alerts", AlertTopicsArgs(regions=[*regions.all, "us-east-1
 # The spec's file data. A rebuild stack adopts the copies prod kept in its primary and DR regions
 # (read through the StackReference, nothing copied) and re-establishes the third copy.
 source = pulumi.StackReference(objectives.rebuild_from) if objectives.is_rebuild else None
-FILE_DATA = [
-    # (dataset, class, archive profile)
-    ("creator-audio", "critical", "standard"),
-    ("user-assets", "important", "standard"),
-    ("generated-archive", "important", "archive-heavy"),
-]
 buckets: dict[str, ReplicatedBucket] = {}
-for dataset, data_class, profile in FILE_DATA:
+for dataset, data_class, profile in DATASETS:
     adopt, legacy_keys = {}, []
     if source:
         prod_names = source.require_output("buckets")
@@ -93,7 +93,7 @@ inventory = ObjectInventory(
         objectives=objectives,
         datasets=[
             InventoriedDataset(dataset, data_class, buckets[dataset], component=dataset)
-            for dataset, data_class, _ in FILE_DATA
+            for dataset, data_class, _ in DATASETS
         ],
     ),
 )
@@ -177,6 +177,13 @@ standby = DrStandby(
     ),
 )
 
+# Communication (spec, "Communication Plan"): the public status page, and the team and
+# stakeholder topics, all in regions that survive losing the primary.
+status_page = StatusPage(
+    "status-page", StatusPageArgs(objectives, alarm_topic_arns=alerts.topic_arns)
+)
+communication = NotificationTopics("communication", NotificationTopicsArgs(objectives, contacts))
+
 pulumi.export("regions", {"primary": regions.primary, "dr": regions.dr, "third": regions.third})
 pulumi.export("drStandby", standby.failover_outputs)
 pulumi.export("drNetwork", standby.network_outputs)
@@ -224,3 +231,6 @@ pulumi.export("secretsKeyArns", secrets.key_arns)
 pulumi.export("secretRotationEnabled", secrets.rotation_enabled)
 pulumi.export("configBucketNames", secrets.snapshot_bucket_names)
 pulumi.export("configBucketKeyArns", secrets.snapshot_key_arns)
+pulumi.export("serviceCatalogue", catalogue.to_record())
+pulumi.export("statusPage", status_page.publish_outputs)
+pulumi.export("communication", communication.publish_outputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 
 def service_trust_policy(service: str, account_id: str | None = None) -> str:
@@ -20,3 +21,21 @@ def service_trust_policy(service: str, account_id: str | None = None) -> str:
     if account_id is not None:
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def deny_insecure_transport(action: str, resource: str | list[str]) -> dict:
+    """A policy statement refusing ``action`` on ``resource`` over plain HTTP (any principal)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def source_arns(arns: Sequence[str]) -> str | list[str]:
+    """An AWS:SourceArn condition value: one ARN as a string (as documented), more as a list."""
+    ordered = sorted(arns)
+    return ordered[0] if len(ordered) == 1 else ordered

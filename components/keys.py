@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import source_arns
 from components.objectives import class_tags
 
 
@@ -55,6 +56,8 @@ class MultiRegionKeyArgs:
         service-linked roles); default none. The account always administers the key, so IAM
         policies (not this key policy) grant each of our roles exactly what it needs.
     deletion_window_days: days a scheduled deletion can still be cancelled; default 30 (the max).
+    cloudfront_readers: ARNs of CloudFront distributions that read objects encrypted under the
+        key through origin access control (kms:Decrypt, scoped by AWS:SourceArn); default none.
     """
 
     regions: Sequence[str]
@@ -63,6 +66,22 @@ class MultiRegionKeyArgs:
     dataset: str
     grants: Sequence[KeyGrant] = field(default_factory=tuple)
     deletion_window_days: int = 30
+    cloudfront_readers: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+
+
+def cloudfront_read_statement(distribution_arns: Sequence[str]) -> dict:
+    """What a CloudFront distribution needs to serve SSE-KMS objects through origin access control:
+    kms:Decrypt for the CloudFront service principal, only on behalf of these distributions
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html).
+    The policy rule kms-cloudfront-grant-scoped (policy/status_page_rules.py) checks this shape."""
+    return {
+        "Sid": "AllowCloudFrontServicePrincipalSSE-KMS",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": source_arns(distribution_arns)}},
+    }
 
 
 def _substitute(value, account_id: str):
@@ -75,7 +94,11 @@ def _substitute(value, account_id: str):
     return value
 
 
-def key_policy(account_id: str, grants: Sequence[KeyGrant] = ()) -> str:
+def key_policy(
+    account_id: str,
+    grants: Sequence[KeyGrant] = (),
+    cloudfront_readers: Sequence[str] = (),
+) -> str:
     statements = [
         {
             "Sid": "AccountAdministers",
@@ -96,6 +119,8 @@ def key_policy(account_id: str, grants: Sequence[KeyGrant] = ()) -> str:
         if grant.conditions:
             statement["Condition"] = _substitute(dict(grant.conditions), account_id)
         statements.append(statement)
+    if cloudfront_readers:
+        statements.append(cloudfront_read_statement(cloudfront_readers))
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -114,7 +139,9 @@ class MultiRegionKey(pulumi.ComponentResource):
         primary, *others = args.regions
         tags = class_tags(args.data_class, args.dataset)
         account = aws.get_caller_identity_output().account_id
-        policy = account.apply(lambda a: key_policy(a, args.grants))
+        policy = pulumi.Output.all(account, *args.cloudfront_readers).apply(
+            lambda v: key_policy(v[0], args.grants, v[1:])
+        )
         child = pulumi.ResourceOptions(parent=self)
         self.primary = aws.kms.Key(
             f"{name}-{primary}",

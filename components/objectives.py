@@ -79,7 +79,9 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: Any, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
         shown = "(missing)" if value is _MISSING else repr(value)
-        super().__init__(f"{PROJECT}:{key} = {shown} is not valid: {allowed}")
+        # Keys of the project's other namespaces (platform-dr-services:x) come fully qualified.
+        qualified = key if ":" in key.split(".", 1)[0] else f"{PROJECT}:{key}"
+        super().__init__(f"{qualified} = {shown} is not valid: {allowed}")
 
 
 class _Missing:
@@ -303,6 +305,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Lambda that rotates the API key secrets; empty turns rotation off.",
     ),
     ConfigKey("secretRotationDays", "integer", 30, "Days between API key rotations (1-365)."),
+    # The service catalogue (components/services.py parses it with platform-dr-services:<name>).
+    ConfigKey(
+        "services",
+        "string",
+        "user-auth,music-generation,social-features,creator-dashboard,analytics,integrations",
+        "Services recover brings back, tier by tier, in this order within a tier; fields per "
+        "service from the spec's defaults or platform-dr-services:<name> (structured, --path).",
+    ),
 )
 _KEYS_BY_NAME = {k.name: k for k in CONFIG_KEYS}
 

@@ -30,7 +30,7 @@ from components.objectives import (
     Objectives,
     class_tags,
 )
-from components.s3_policies import bucket_policy, replication_policy
+from components.s3_policies import bucket_policy, cloudfront_read_statements, replication_policy
 from policy.aws_semantics.services import (
     DELIVERY_WRITERS,
     MIN_STORAGE_DAYS,
@@ -195,6 +195,12 @@ class ReplicatedBucketArgs:
         may decrypt with them. Default none.
     key: a MultiRegionKey covering the primary and every replica region; default one per bucket.
     deliveries: DeliveryTarget services writing into the primary copy; default none.
+    home_region: the copy that takes writes and replicates to the others; default the
+        objectives' primary region. The status page lives in the DR region, so that it takes
+        updates while the primary region is down.
+    cloudfront_readers: ARNs of CloudFront distributions that may read every copy through origin
+        access control (s3:GetObject and the key's kms:Decrypt, scoped by AWS:SourceArn);
+        default none.
     """
 
     objectives: Objectives
@@ -208,6 +214,8 @@ class ReplicatedBucketArgs:
     legacy_key_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     key: MultiRegionKey | None = None
     deliveries: Sequence[DeliveryTarget] = field(default_factory=tuple)
+    home_region: str | None = None
+    cloudfront_readers: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
 
 def delivery_key_grants(deliveries: Sequence[DeliveryTarget]) -> list[KeyGrant]:
@@ -247,8 +255,8 @@ class ReplicatedBucket(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, identity, opts)
         objectives = args.objectives
         objective = objectives.of(args.data_class)
-        primary = objectives.regions.primary
-        replicas = list(args.replica_regions or objectives.regions.replicas)
+        primary = args.home_region or objectives.regions.primary
+        replicas = list(args.replica_regions or [r for r in objectives.regions.all if r != primary])
         regions = [primary, *replicas]
         if len(set(regions)) != len(regions):
             raise ConfigError(
@@ -270,6 +278,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 data_class=args.data_class,
                 dataset=args.dataset,
                 grants=delivery_key_grants(args.deliveries),
+                cloudfront_readers=args.cloudfront_readers,
             ),
             opts=child,
         )
@@ -277,6 +286,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
 
         self.bucket_names: dict[str, pulumi.Output[str]] = {}
         self.bucket_arns: dict[str, pulumi.Output[str]] = {}
+        self.bucket_domain_names: dict[str, pulumi.Output[str]] = {}
         self.adopted_regions = [r for r in regions if r in args.adopt_buckets]
         versionings = []
         for region in regions:
@@ -287,6 +297,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 )
                 self.bucket_names[region] = bucket.bucket
                 self.bucket_arns[region] = bucket.arn
+                self.bucket_domain_names[region] = bucket.bucket_regional_domain_name
                 continue  # its settings belong to the stack that owns it
             else:
                 bucket = aws.s3.Bucket(
@@ -300,6 +311,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
                 )
             self.bucket_names[region] = bucket.bucket
             self.bucket_arns[region] = bucket.arn
+            self.bucket_domain_names[region] = bucket.bucket_regional_domain_name
             deliveries = args.deliveries if region == primary else ()
             versionings.append(
                 self._secure_copy(
@@ -334,7 +346,12 @@ class ReplicatedBucket(pulumi.ComponentResource):
     ) -> aws.s3.BucketVersioning:
         """Everything one copy needs on its own: S3 applies none of it across replication."""
         account = aws.get_caller_identity_output().account_id
-        policy = pulumi.Output.all(bucket.arn, account, [d.source_arn for d in deliveries]).apply(
+        policy = pulumi.Output.all(
+            bucket.arn,
+            account,
+            [d.source_arn for d in deliveries],
+            list(args.cloudfront_readers),
+        ).apply(
             lambda v: bucket_policy(
                 v[0],
                 [
@@ -344,7 +361,8 @@ class ReplicatedBucket(pulumi.ComponentResource):
                     for statement in delivery_bucket_statements(
                         d.writer, v[0], d.prefix, v[1], region, source or ""
                     )
-                ],
+                ]
+                + cloudfront_read_statements(v[0], v[3]),
             )
         )
         versioning = secure_bucket(copy, region, bucket, key_arn, policy, self)

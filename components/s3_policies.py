@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from components.iam import source_arns
+
 
 def tls_only_policy(bucket_arn: str) -> str:
     return bucket_policy(bucket_arn)
@@ -40,6 +42,26 @@ def bucket_policy(bucket_arn: str, extra_statements: Sequence[dict] = ()) -> str
             ],
         }
     )
+
+
+def cloudfront_read_statements(bucket_arn: str, distribution_arns: Sequence[str]) -> list[dict]:
+    """s3:GetObject for the CloudFront service principal on behalf of exactly these distributions
+    (origin access control:
+    https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html).
+    Block Public Access stays on: a grant to a service principal scoped by AWS:SourceArn is not
+    public. None without a distribution."""
+    if not distribution_arns:
+        return []
+    return [
+        {
+            "Sid": "AllowCloudFrontServicePrincipalReadOnly",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/*",
+            "Condition": {"StringEquals": {"AWS:SourceArn": source_arns(distribution_arns)}},
+        }
+    ]
 
 
 def encryption_contexts(bucket_arn: str, bucket_keys: bool | None) -> list[str]:

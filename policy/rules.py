@@ -703,3 +703,12 @@ SEMANTIC_RULES = aws_semantics.RULES
 
 def semantic_violations(resources: Iterable[Resource]) -> list[Violation]:
     return [Violation(*found) for found in aws_semantics.violations(resources)]
+
+
+# AWS semantics of the status page (CloudFront, OAC, origin failover): policy/status_page_rules.py.
+if __package__:
+    from . import status_page_rules as _status_page_rules
+else:  # pragma: no cover - the policy host loads the pack from inside policy/
+    import status_page_rules as _status_page_rules  # type: ignore[no-redef]
+RESOURCE_RULES += _status_page_rules.RULES
+MECHANISM_EXTRACTORS.append(_status_page_rules.status_page_mechanisms)

@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "scripts.runbooks.failover",  # failover, failback
     "scripts.runbooks.rebuild",
     "scripts.runbooks.repair",  # repair replication
+    "scripts.runbooks.recover",  # services back in priority order, with the status page
     "scripts.dataops.supabase",
 ]
 

@@ -29,3 +29,19 @@ def prod() -> Evaluation:
 @pytest.fixture(scope="session")
 def dr() -> Evaluation:
     return _cached("dr")
+
+
+@pytest.fixture
+def declared_names(monkeypatch) -> list[str]:
+    """The name of every resource the program registers from now on (empty: nothing declared)."""
+    from scripts.local.evaluate import RecordingMocks
+
+    declared: list[str] = []
+    original = RecordingMocks.new_resource
+
+    def spy(self, args):
+        declared.append(args.name)
+        return original(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "new_resource", spy)
+    return declared

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import json
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,7 +107,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             prefixed = inputs.get("bucketPrefix") and f"{inputs['bucketPrefix']}{region}-{suffix}"
             bucket = inputs.get("bucket") or args.resource_id or prefixed or args.name
             resource_id = bucket
-            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+            state.update(
+                bucket=bucket,
+                arn=f"arn:aws:s3:::{bucket}",
+                bucketRegionalDomainName=f"{bucket}.s3.{region or 'us-east-1'}.amazonaws.com",
+            )
         elif args.typ in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
             key_id = "mrk-example" + hashlib.sha1(args.name.encode()).hexdigest()[:25]
             resource_id = key_id
@@ -116,6 +121,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             address = f"{ident}.c0ffee.{region or 'us-east-1'}.rds.amazonaws.com"
             state.update(identifier=ident, address=address, endpoint=f"{address}:5432")
             state.setdefault("arn", _arn(args.typ, f"db:{ident}", region))
+        elif args.typ == "aws:cloudfront/distribution:Distribution":
+            # CloudFront is global: its ARNs have no region, and ids look like E2QWRUHEXAMPLE.
+            resource_id = "E" + hashlib.sha1(args.name.encode()).hexdigest()[:13].upper()
+            state.update(
+                arn=f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{resource_id}",
+                domainName=f"{resource_id.lower()}.cloudfront.net",
+            )
         elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
             state.setdefault("private_ip", "10.42.0.10")
         elif args.typ == "aws:ec2/vpc:Vpc" and inputs.get("assignGeneratedIpv6CidrBlock"):
@@ -210,10 +222,18 @@ def _engine_shaped(records: list[DeclaredResource], monitor: _OutputsMonitor) ->
         record.inputs = dict(matches[0]) if len(matches) == 1 else {}
 
 
-def _run(stack: str, program: Path, config: dict[str, Any], mocks: RecordingMocks) -> Evaluation:
+def _run(
+    stack: str,
+    program: Path,
+    config: dict[str, Any],
+    mocks: RecordingMocks,
+    secret_keys: tuple[str, ...] = (),
+) -> Evaluation:
     monitor = _OutputsMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config({k: _as_config_text(v) for k, v in config.items()})
+    pulumi.runtime.set_all_config(
+        {k: _as_config_text(v) for k, v in config.items()}, secret_keys=list(secret_keys)
+    )
     pulumi_settings.SETTINGS.rpc_manager.clear()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
     outputs: dict[str, Any] = {}
@@ -233,6 +253,8 @@ def _as_config_text(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)  # structured config (--path) reaches the program as JSON text
     return value
 
 
@@ -243,12 +265,14 @@ def evaluate_stack(
     config: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    secret_keys: tuple[str, ...] = (),
 ) -> Evaluation:
     """Evaluate ``root/__main__.py`` for ``stack`` and return every declared resource and output.
 
     ``config`` replaces the stack file's config; ``overrides`` patches it (``None`` deletes a key).
     ``stack_outputs`` answers StackReferences by fully qualified name; when it is omitted and the
     stack has ``rebuildFrom``, the referenced stack is evaluated first and its outputs are used.
+    ``secret_keys``: config keys the engine would report as secret (``pulumi config set --secret``).
     """
     raw = dict(config if config is not None else read_stack_config(stack, root))
     for key, value in (overrides or {}).items():
@@ -265,7 +289,7 @@ def evaluate_stack(
             stack_outputs = {source: evaluate_stack(source_stack, root=root).outputs}
     mocks = RecordingMocks(stack_outputs)
     program = root / "__main__.py"
-    return contextvars.Context().run(_run, stack, program, raw, mocks)
+    return contextvars.Context().run(_run, stack, program, raw, mocks, tuple(secret_keys))
 
 
 __all__ = [

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from policy import rules
+from tests.policy.test_status_page_rules import STATUS_PAGE_CASES, STATUS_PAGE_EMPTY_IS_COMPLIANT
 
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/mrk-0123"
 
@@ -161,6 +162,7 @@ CASES: dict[str, tuple[dict, dict, str]] = {
     ),
     "rds-backup-replication-cmk": ({"kmsKeyId": KEY_ARN}, {"retentionPeriod": 7.0}, "customer key"),
 }
+CASES.update(STATUS_PAGE_CASES)  # the status page's rules (policy/status_page_rules.py)
 
 RULES = {rule.name: rule for rule in rules.RESOURCE_RULES}
 
@@ -199,6 +201,7 @@ def test_non_compliant_case_is_reported(name):
 EMPTY_IS_COMPLIANT = {
     "iam-role-policy-no-wildcard": "a policy without statements grants nothing",
     "iam-policy-no-wildcard": "a policy without statements grants nothing",
+    **STATUS_PAGE_EMPTY_IS_COMPLIANT,
 }
 
 

@@ -68,7 +68,7 @@ def test_dr_refuses_a_primary_where_prod_kept_no_copy():
 @pytest.mark.parametrize("stack", ["prod", "dr"])
 def test_every_aws_resource_is_regional_and_data_is_tagged(request, stack):
     evaluation = request.getfixturevalue(stack)
-    global_types = ("aws:iam/", "aws:route53/")  # global services
+    global_types = ("aws:iam/", "aws:route53/", "aws:cloudfront/")  # global services
     for resource in evaluation.resources:
         if resource.type.startswith("aws:") and not resource.type.startswith(global_types):
             assert resource.region or resource.import_id, resource.name

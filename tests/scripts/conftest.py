@@ -1,0 +1,15 @@
+"""Fixtures shared by the script tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scripts.dr_cloud import MotoCloud
+
+
+@pytest.fixture(scope="module")
+def moto():
+    """moto's server on 127.0.0.1 for one test module (reset it where a test needs it empty)."""
+    cloud = MotoCloud()
+    yield cloud
+    cloud.stop()
