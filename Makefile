@@ -61,6 +61,7 @@ docs: setup
 bench: setup
 	$(PY) bench/restore.py
 	$(PY) bench/governor.py
+	$(PY) bench/inventory.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache *.egg-info evidence

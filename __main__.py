@@ -14,6 +14,7 @@ from components.contacts import load_contacts
 from components.dr_network import load_primary_network, rebuild_primary_network
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
 from components.failover_control import FailoverControl, FailoverControlArgs, journal_key
+from components.inventory import InventoriedDataset, ObjectInventory, ObjectInventoryArgs
 from components.notification_topics import NotificationTopics, NotificationTopicsArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
 from components.postgres_backup import (
@@ -84,6 +85,19 @@ for dataset, data_class, profile in DATASETS:
             legacy_key_arns=legacy_keys,
         ),
     )
+
+# A daily S3 Inventory of every copy of the file data, and the Athena/Glue catalog and Batch
+# Operations roles that audit and repair the copies at any object count (docs/audit.md).
+inventory = ObjectInventory(
+    "inventory",
+    ObjectInventoryArgs(
+        objectives=objectives,
+        datasets=[
+            InventoriedDataset(dataset, data_class, buckets[dataset], component=dataset)
+            for dataset, data_class, _ in DATASETS
+        ],
+    ),
+)
 
 # App secrets and config in the primary and DR regions, plus the config snapshot bucket.
 secrets = SecretsBackup(
@@ -223,6 +237,7 @@ pulumi.export("databaseArtefacts", database.artefacts)
 pulumi.export("buckets", {d: b.bucket_names for d, b in buckets.items()})
 pulumi.export("bucketArns", {d: b.bucket_arns for d, b in buckets.items()})
 pulumi.export("bucketKeyArns", {d: b.key_arns for d, b in buckets.items()})
+pulumi.export("inventory", inventory.outputs)
 pulumi.export("backupVaultNames", backup.vault_names)
 pulumi.export("backupVaultArns", backup.vault_arns)
 pulumi.export("backupPlanIds", backup.plan_ids)

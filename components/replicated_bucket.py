@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.bucket_security import secure_bucket
 from components.iam import service_trust_policy
 from components.keys import KeyGrant, MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
@@ -344,73 +345,27 @@ class ReplicatedBucket(pulumi.ComponentResource):
         self, copy, region, bucket, key_arn, args, deliveries, child
     ) -> aws.s3.BucketVersioning:
         """Everything one copy needs on its own: S3 applies none of it across replication."""
-        aws.s3.BucketOwnershipControls(
-            f"{copy}-ownership",
-            region=region,
-            bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{copy}-public-access",
-            region=region,
-            bucket=bucket.bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{copy}-versioning",
-            region=region,
-            bucket=bucket.bucket,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{copy}-encryption",
-            region=region,
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key_arn,
-                    },
-                    # Bucket keys cut KMS calls (and cost) per object by ~99%.
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
         account = aws.get_caller_identity_output().account_id
-        aws.s3.BucketPolicy(
-            f"{copy}-policy",
-            region=region,
-            bucket=bucket.bucket,
-            policy=pulumi.Output.all(
-                bucket.arn,
-                account,
-                [d.source_arn for d in deliveries],
-                list(args.cloudfront_readers),
-            ).apply(
-                lambda v: bucket_policy(
-                    v[0],
-                    [
-                        statement
-                        for d, source in zip(deliveries, v[2], strict=True)
-                        if not DELIVERY_WRITERS[d.writer].iam_governed
-                        for statement in delivery_bucket_statements(
-                            d.writer, v[0], d.prefix, v[1], region, source or ""
-                        )
-                    ]
-                    + cloudfront_read_statements(v[0], v[3]),
-                )
-            ),
-            # S3 rejects a policy while the public access block is being changed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
+        policy = pulumi.Output.all(
+            bucket.arn,
+            account,
+            [d.source_arn for d in deliveries],
+            list(args.cloudfront_readers),
+        ).apply(
+            lambda v: bucket_policy(
+                v[0],
+                [
+                    statement
+                    for d, source in zip(deliveries, v[2], strict=True)
+                    if not DELIVERY_WRITERS[d.writer].iam_governed
+                    for statement in delivery_bucket_statements(
+                        d.writer, v[0], d.prefix, v[1], region, source or ""
+                    )
+                ]
+                + cloudfront_read_statements(v[0], v[3]),
+            )
         )
+        versioning = secure_bucket(copy, region, bucket, key_arn, policy, self)
         plan = self.lifecycle
         noncurrent = (
             [

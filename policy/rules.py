@@ -680,11 +680,14 @@ RESOURCE_RULES += [
     ),
 ]
 
-# The database's extractors register themselves in MECHANISM_EXTRACTORS when imported.
+
+# The database's extractors register themselves in MECHANISM_EXTRACTORS when imported, and so
+# does the audit of the inventoried datasets (detection only).
 if __package__:
-    from . import database  # noqa: E402,F401
+    from . import database, inventory  # noqa: E402,F401
 else:  # pragma: no cover - exercised by the subprocess test of the real pack
     import database  # type: ignore[no-redef]  # noqa: E402,F401
+    import inventory  # type: ignore[no-redef]  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,12 +36,14 @@ COMMAND_MODULES = [
     "scripts.checks.posture",
     "scripts.checks.verify",
     "scripts.checks.drill",
+    "scripts.checks.audit",  # audit replication
     "scripts.dataops.backup",  # backup, restore
     "scripts.dataops.object_recovery",  # restore-objects
     "scripts.dataops.config_sync",  # config export | import | diff
     "scripts.dataops.render",
     "scripts.runbooks.failover",  # failover, failback
     "scripts.runbooks.rebuild",
+    "scripts.runbooks.repair",  # repair replication
     "scripts.runbooks.recover",  # services back in priority order, with the status page
     "scripts.dataops.supabase",
 ]

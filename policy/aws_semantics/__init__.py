@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import adoption, backup, delivery, kms, network, per_type, replication, storage
+from . import (
+    adoption,
+    backup,
+    delivery,
+    inventory,
+    kms,
+    network,
+    per_type,
+    replication,
+    storage,
+)
 from .graph import Stack
 
 
@@ -36,7 +46,17 @@ class SemanticRule:
 
 RULES: list[SemanticRule] = [
     SemanticRule(name, description, check)
-    for module in (replication, kms, delivery, network, storage, backup, adoption, per_type)
+    for module in (
+        replication,
+        kms,
+        delivery,
+        network,
+        storage,
+        backup,
+        adoption,
+        per_type,
+        inventory,
+    )
     for name, description, check in module.RULES
 ]
 

@@ -37,6 +37,7 @@ EVENT_TARGET_TYPE = "aws:cloudwatch/eventTarget:EventTarget"
 MULTI_REGION_KEY = "platform-dr:keys:MultiRegionKey"
 ALERT_TOPICS = "platform-dr:alerts:AlertTopics"
 REPLICATED_BUCKET = "platform-dr:replicated_bucket:ReplicatedBucket"
+OBJECT_INVENTORY = "platform-dr:inventory:ObjectInventory"
 
 # Types whose ``arn`` property names another resource (the topic, the target), not themselves.
 ARN_IS_A_REFERENCE = (TOPIC_POLICY_TYPE, EVENT_TARGET_TYPE)
@@ -125,6 +126,13 @@ class Stack:
                     if child is not None and isinstance(arn, str):
                         self.by_arn.setdefault(arn, child)
                         self.by_ref.setdefault(arn, child)
+        # The inventory buckets' keys (components/inventory.py): children "<name>-<region>-key".
+        for comp in self.of(OBJECT_INVENTORY):
+            for region, arn in known_items(known(comp.props, "keyArns")):
+                child = self.named.get(f"{comp.name}-{region}-key")
+                if child is not None and isinstance(arn, str):
+                    self.by_arn.setdefault(arn, child)
+                    self.by_ref.setdefault(arn, child)
         for comp in self.of(REPLICATED_BUCKET):
             role_arn = known(comp.props, "replication_role_arn")
             role = self.named.get(f"{comp.name}-replication-role")

@@ -24,16 +24,18 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from scripts.common import ExitCode, confirm_execute, fail, out, print_json, progress
+from scripts.common import DrctlError, ExitCode, confirm_execute, fail, out, print_json, progress
 
 # S3 CopyObject's single-request limit; larger versions go through the managed multipart copy.
 _COPY_OBJECT_MAX_BYTES = 5 * 1024**3
 
 ACTIONS = ("remove-delete-markers", "restore-version", "skip", "none")
+BATCH_THRESHOLD = 10_000  # above this many objects, an S3 Batch Operations job (bulk_recovery.py)
 
 
 @dataclass
@@ -207,6 +209,47 @@ def _parse_as_of(value: str | None) -> dt.datetime | None:
     return _utc(parsed)
 
 
+def _batch_target(stack: str | None, outputs_file: Path | None, bucket: str):
+    from scripts.checks.audit.command import load_outputs
+    from scripts.dataops.bulk_recovery import batch_target
+
+    if stack is None and outputs_file is None:
+        raise DrctlError(
+            "more objects than --batch-threshold: pass --stack (or --outputs) so the stack's "
+            "Batch Operations role and inventory bucket can be used, or raise --batch-threshold "
+            "to loop",
+            ExitCode.INVALID_CONFIG,
+        )
+    return batch_target(load_outputs(stack or "prod", outputs_file), bucket)
+
+
+def _apply_bulk(plan: RecoveryPlan, target: Any, s3: Any, wait_s: float) -> dict[str, Any]:
+    """The copy job for everything it can take, and the loop for versions over 5 GB."""
+    import boto3
+
+    from scripts.dataops import bulk_recovery
+    from scripts.dataops.inventory_store import S3Store
+
+    sessions: dict[str, Any] = {}
+
+    def client(service: str, region: str) -> Any:
+        if (service, region) not in sessions:
+            sessions[(service, region)] = boto3.session.Session(region_name=region).client(service)
+        return sessions[(service, region)]
+
+    _, loop = bulk_recovery.split(plan)
+    job = bulk_recovery.apply_with_batch(
+        plan,
+        target,
+        S3Store(lambda region: client("s3", region)),
+        client("s3control", target.region),
+        wait_s=wait_s,
+    )
+    if loop:
+        apply_recovery(s3, RecoveryPlan(plan.bucket, plan.prefix, plan.as_of, loop))
+    return job
+
+
 def register(app: typer.Typer) -> None:
     @app.command("restore-objects")
     def restore_objects(
@@ -221,31 +264,53 @@ def register(app: typer.Typer) -> None:
         execute: bool = typer.Option(False, "--execute", help="Act; without it, a dry run."),
         yes: bool = typer.Option(False, "--yes", help="Do not ask (required without a TTY)."),
         as_json: bool = typer.Option(False, "--json", help="Print the plan/result as JSON."),
+        stack: str | None = typer.Option(
+            None, "--stack", help="Stack of the bucket: its Batch Operations role and bucket."
+        ),
+        outputs_file: Path | None = typer.Option(
+            None, "--outputs", help="JSON of `pulumi stack output --json` instead of the CLI."
+        ),
+        batch_threshold: int = typer.Option(
+            BATCH_THRESHOLD, "--batch-threshold", help="Above this many, a Batch Operations job."
+        ),
+        wait_s: float = typer.Option(3600, "--wait-s", help="Seconds to follow a batch job."),
     ) -> None:
         """Undo deletions (remove delete markers) or overwrites (restore versions) by prefix.
 
         Dry run by default. Nothing is deleted except delete markers; overwritten versions stay
-        as non-current versions.
+        as non-current versions. Over --batch-threshold objects, an S3 Batch Operations job copies
+        each version back on top instead of a loop (docs/runbooks/restore-objects.md).
         """
         import boto3
         import botocore.exceptions
 
         when = _parse_as_of(as_of)
         s3 = boto3.session.Session(region_name=region).client("s3")
+        job = None
         try:
             plan = plan_recovery(s3, bucket, prefix, when)
             pending = plan.pending()
-            what = f"recover {len(pending)} object(s) in s3://{bucket}/{prefix}"
+            bulk = len(pending) > batch_threshold
+            target = _batch_target(stack, outputs_file, bucket) if bulk else None
+            how = "with an S3 Batch Operations job" if bulk else "one request per object"
+            what = f"recover {len(pending)} object(s) in s3://{bucket}/{prefix} ({how})"
             if pending and confirm_execute(execute, yes, what):
                 with progress.status(f"{what}..."):
-                    apply_recovery(s3, plan)
+                    if target is None:
+                        apply_recovery(s3, plan)
+                    else:
+                        job = _apply_bulk(plan, target, s3, wait_s)
         except ObjectRecoveryError as exc:
             fail(str(exc), ExitCode.PRECONDITION_FAILED)
+        except DrctlError as exc:
+            fail(str(exc), exc.code)
         except botocore.exceptions.ClientError as exc:
             fail(f"s3://{bucket}/{prefix}: {exc}", ExitCode.STEP_FAILED)
         except botocore.exceptions.BotoCoreError as exc:
             fail(f"s3://{bucket}/{prefix}: {exc}", ExitCode.PRECONDITION_FAILED)
         record = {**plan.to_record(), "executed": bool(pending) and all(a.done for a in pending)}
+        if job is not None:
+            record["batch_job"] = job
         if as_json:
             print_json(record)
             return

@@ -12,6 +12,10 @@ Steps (journaled like failover; the first three also run in a dry run, they chan
    rebuild adopts and creates; destroying is never its job.
 4. **up**: ``pulumi up`` constrained to the saved plan, so it cannot do more than was previewed.
 5. **verify**: the outputs drctl needs are there, and a fresh preview shows no changes.
+6. **fill** (unless ``--no-fill``): replication only carries objects written after its rules exist,
+   so one S3 Batch Replication job per dataset copies every existing object of the new primary to
+   its replicas, the new third region included (scripts/runbooks/repair.py ``fill_jobs``). The jobs
+   run on in AWS; ``drctl audit replication --stack dr`` proves when the copies agree.
 
 The Pulumi CLI cannot be installed on the machines that test this, so the stack object is
 injected (``open_stack``); tests pass a fake that speaks the Automation API's types.
@@ -221,6 +225,7 @@ def rebuild_steps(
     which: Callable[[str], str | None] = shutil.which,
     allow: Sequence[str] = (),
     plan_file: Path,
+    fill: bool = True,
 ) -> list[Step]:
     def preflight(ctx: RunContext) -> dict[str, Any]:
         cli = which("pulumi")
@@ -310,6 +315,21 @@ def rebuild_steps(
             raise DrctlError(f"the rebuilt stack has not converged; a new preview shows {pending}")
         return {"outputs": sorted(outputs), "converged": True, "regions": outputs["regions"]}
 
+    def fill_copies(ctx: RunContext) -> dict[str, Any]:
+        from scripts.runbooks.repair import fill_jobs
+
+        outputs = output_values(open_stack(stack).outputs())
+        return {"jobs": fill_jobs(stack, outputs, aws.client)}
+
+    fill_steps = [
+        Step(
+            "fill",
+            "Fill the new copies with the objects that existed before replication (S3 Batch "
+            "Replication)",
+            fill_copies,
+            plan="create one S3 Batch Replication job per dataset (generated manifest)",
+        )
+    ]
     return [
         Step(
             "preflight",
@@ -321,6 +341,7 @@ def rebuild_steps(
         Step("refuse", "Refuse unexpected deletes or replaces", refuse, dry_run=True),
         Step("up", "Apply the previewed plan (pulumi up)", up, plan="pulumi up --plan"),
         Step("verify", "Verify outputs and convergence", verify, plan="check outputs, re-preview"),
+        *(fill_steps if fill else []),
     ]
 
 
@@ -337,6 +358,7 @@ def run_rebuild(
     journal: str | Path | None = None,
     fresh: bool = False,
     root: Path = ROOT,
+    fill: bool = True,
 ) -> RunReport:
     try:
         raw = read_stack_config(stack, root)
@@ -358,6 +380,7 @@ def run_rebuild(
         which=which,
         allow=allow,
         plan_file=path.with_suffix(".plan.json"),
+        fill=fill,
     )
     book = Runbook("rebuild", stack, steps, journal=path)
     progress.print(
@@ -387,6 +410,9 @@ def register(app: typer.Typer) -> None:
         ),
         journal: Path | None = typer.Option(None, "--journal", help="Journal file."),
         fresh: bool = typer.Option(False, "--fresh", help="New run after a completed one."),
+        fill: bool = typer.Option(
+            True, "--fill/--no-fill", help="Batch-replicate existing objects to the new copies."
+        ),
     ) -> None:
         """Rebuild the DR stack from code with the Automation API (dry run unless --execute)."""
 
@@ -407,6 +433,7 @@ def register(app: typer.Typer) -> None:
                 allow=allow or (),
                 journal=journal,
                 fresh=fresh,
+                fill=fill,
             )
 
         run_command(build, as_json)

@@ -944,3 +944,8 @@ CASES = {
         "no S3 gateway endpoint",
     ),
 }
+
+# The object-scale audit's rules keep their fixtures beside their own tests.
+from tests.policy.inventory_fixtures import CASES as _INVENTORY_CASES  # noqa: E402
+
+CASES.update(_INVENTORY_CASES)

@@ -157,6 +157,7 @@ class CloudOnly(Aws):
 
 
 def _rebuild(cloud, source, fake, tmp_path, *, execute=True, **kw):
+    kw.setdefault("fill", False)  # the fill step has its own tests (test_rebuild_fill.py)
     return rb.run_rebuild(
         "dr",
         CloudOnly(cloud),
