@@ -471,6 +471,29 @@ def test_route53_answers_secondary_once_the_primary_check_fails_and_the_cache_ho
     assert resolver.first_answer("b", after=1000.0) == pytest.approx(1000.61)
 
 
+def test_an_answer_is_timed_when_it_arrives_so_it_never_precedes_the_health_change_behind_it():
+    """The health monitor and the resolver share one clock. The check turns unhealthy while a
+    query is out (the authority reads the health after the query was sent): the application got
+    the DR answer then, not when it asked, so the DNS step never ends before it starts."""
+    now = [1000.0]
+    went_unhealthy: list[float] = []
+
+    class SlowAuthority:
+        def answer(self, _name: str) -> tuple[str, float]:
+            now[0] += 0.004  # the query is out for 4 ms; the monitor's poll fails meanwhile
+            went_unhealthy.append(now[0])
+            now[0] += 0.001
+            return "b", 60.0
+
+    resolver = CachingResolver(SlowAuthority(), time_scale=100, clock=lambda: now[0])
+    assert resolver.resolve("db.t.internal") == "b"
+    answered = resolver.first_answer("b", after=1000.0)
+    assert answered == 1000.005 and answered >= went_unhealthy[0]
+    # The TTL runs from the answer's arrival too: cached until 1000.605, not 1000.6.
+    now[0] = 1000.602
+    assert resolver.resolve("db.t.internal") == "b" and len(went_unhealthy) == 1
+
+
 # -- faults and the CLI -------------------------------------------------------------------------
 
 

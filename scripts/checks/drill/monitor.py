@@ -176,14 +176,16 @@ class CachingResolver:
 
     def resolve(self, name: str) -> str:
         with self._lock:
-            now = self.clock()
             hit = self._cache.get(name)
-            if hit and hit[1] > now:
+            if hit and hit[1] > self.clock():
                 return hit[0]
             value, ttl = self.authority.answer(name)
-            self._cache[name] = (value, now + ttl / self.time_scale)
+            # The application has the answer when it arrives, not when it asked: the authority
+            # may have seen a health change (timed by the monitor) while the query was out.
+            received = self.clock()
+            self._cache[name] = (value, received + ttl / self.time_scale)
             if not self.changes or self.changes[-1][1] != value:
-                self.changes.append((now, value))
+                self.changes.append((received, value))
             return value
 
     def first_answer(self, value: str, after: float) -> float | None:
