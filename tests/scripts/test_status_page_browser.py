@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-import tempfile
 import time
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 
 from components.objectives import parse_objectives
@@ -29,7 +25,6 @@ from scripts.dataops.status_page import StatusPageWriter
 from scripts.local.evaluate import read_stack_config
 from scripts.local.recovery_platform import LocalEdge, _versioned_bucket
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 HOME, FAILOVER = "us-west-2", "eu-west-1"
 OUTPUTS = {
     "bucketNames": {HOME: "status-page-home", FAILOVER: "status-page-failover"},
@@ -41,32 +36,6 @@ OUTPUTS = {
 # 06:30 UTC on the morning the clocks change in St. John's is 04:00 local: a page that showed
 # local time would say 04:00 or 03:00.
 T0 = dt.datetime(2025, 3, 9, 6, 30, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not shutil.which(path):
-            pytest.fail(f"{path} is missing: `make sysdeps` installs chromium and chromium-driver")
-    profile = tempfile.mkdtemp(prefix="drctl-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # tests run as root
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1200,1600",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=DriverService(executable_path=CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture

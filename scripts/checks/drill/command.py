@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import signal
 import threading
 from collections.abc import Callable
@@ -11,7 +11,13 @@ from pathlib import Path
 import typer
 
 from scripts.checks.drill.faults import FAULTS
-from scripts.checks.drill.report import check_out_dir, print_table, write_evidence
+from scripts.checks.drill.report import (
+    EVIDENCE_ROOT,
+    check_out_dir,
+    new_evidence_dir,
+    print_table,
+    write_evidence,
+)
 from scripts.checks.drill.runner import SCENARIO_NAMES, run_drill
 from scripts.checks.drill.timescale import DEFAULT_TIME_SCALE
 from scripts.common import DrctlError, ExitCode, fail, out, print_json, progress
@@ -30,6 +36,13 @@ def _install_sigterm() -> Callable[[], None]:
 
     previous = signal.signal(signal.SIGTERM, handler)
     return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _discard_if_empty(out_dir: Path, created: bool) -> None:
+    """A run that wrote no evidence leaves no empty evidence directory of its own making."""
+    if created:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()
 
 
 def _list_faults(as_json: bool) -> None:
@@ -81,22 +94,31 @@ def register(app: typer.Typer) -> None:
                     f"--scenario {name!r} is not valid: one of {', '.join(SCENARIO_NAMES)}",
                     ExitCode.INVALID_CONFIG,
                 )
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out_dir = out_dir or Path("evidence") / f"drill-{stamp}"
+        # Checked (and claimed) before anything starts: a drill's evidence is never lost at the end.
+        named = out_dir
         try:
-            check_out_dir(out_dir)
+            if out_dir is None:
+                out_dir = new_evidence_dir()
+                check_out_dir(out_dir)
+                created = True
+            else:
+                created = check_out_dir(out_dir)
+        except DrctlError as exc:
+            fail(str(exc), exc.code)
         except OSError as exc:
             fail(
-                f"--out {str(out_dir)!r} is not a writable directory ({exc.strerror or exc}); "
-                "nothing was started",
+                f"--out {str(named or EVIDENCE_ROOT)!r} is not a writable directory "
+                f"({exc.strerror or exc}); nothing was started",
                 ExitCode.INVALID_CONFIG,
             )
         restore = _install_sigterm()
         try:
             report = run_drill(names, time_scale=time_scale, faults=inject or (), keep=keep)
         except DrctlError as exc:
+            _discard_if_empty(out_dir, created)
             fail(str(exc), exc.code)
         except KeyboardInterrupt:
+            _discard_if_empty(out_dir, created)
             progress.print("interrupted: the embedded platform was torn down; no evidence written")
             raise SystemExit(int(ExitCode.INTERRUPTED)) from None
         finally:
@@ -105,7 +127,7 @@ def register(app: typer.Typer) -> None:
         progress.print(
             f"drill took {report.drill_s:.1f} s at time scale {report.time_scale:g} (set-up "
             f"{report.setup_s:.1f} s, teardown {report.teardown_s:.1f} s); evidence: "
-            f"{paths['markdown']}, {paths['json']}"
+            f"{paths['markdown']}, {paths['json']}, {paths['html']}"
         )
         if as_json:
             record = report.to_record()

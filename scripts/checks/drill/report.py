@@ -3,13 +3,18 @@ stdout. Everything is drawn from ``DrillReport.to_record()`` (model.py documents
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 from components.objectives import format_duration
+from scripts.checks.drill.html_report import render_html
 from scripts.checks.drill.model import DrillReport
 from scripts.checks.drill.runner import fmt_s
+from scripts.common import DrctlError, ExitCode
+
+EVIDENCE_ROOT = Path("evidence")
 
 HOW_MEASURED = (
     "RPO = failure instant minus the acknowledgement time of the newest write acknowledged "
@@ -167,19 +172,56 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and prove it is writable, before anything is started."""
+def new_evidence_dir(root: Path = EVIDENCE_ROOT, now: dt.datetime | None = None) -> Path:
+    """Claim ``root/drill-<UTC timestamp>`` (``-2``, ``-3``... when a run in the same second
+    has it): created here, atomically, so two runs never share one directory."""
+    stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = root / (f"drill-{stamp}" if n == 1 else f"drill-{stamp}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{root}: no free drill-{stamp}[-N] directory")
+
+
+def check_out_dir(out_dir: Path) -> bool:
+    """Create ``out_dir`` and prove it is writable, before anything is started. Evidence is never
+    overwritten: a directory that holds anything already is refused. True when created here."""
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise DrctlError(
+            f"--out {str(out_dir)!r} is not empty: evidence is never overwritten; name a new "
+            "directory or leave --out out (evidence/drill-<UTC timestamp>); nothing was started",
+            ExitCode.INVALID_CONFIG,
+        )
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     probe = out_dir / ".drctl-write-test"
     probe.write_text("")
     probe.unlink()
+    return created
 
 
 def write_evidence(report: DrillReport, out_dir: Path) -> dict[str, Path]:
+    """``report.md``, ``report.json`` and ``report.html``, each created new (never replacing a
+    file: the directory was checked empty before the drill started)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out_dir / "report.md", "json": out_dir / "report.json"}
-    paths["markdown"].write_text(render_markdown(report))
-    paths["json"].write_text(json.dumps(report.to_record(), indent=2, default=str) + "\n")
+    as_json = json.dumps(report.to_record(), indent=2, default=str) + "\n"
+    paths = {
+        "markdown": out_dir / "report.md",
+        "json": out_dir / "report.json",
+        "html": out_dir / "report.html",
+    }
+    texts = {
+        "markdown": render_markdown(report),
+        "json": as_json,
+        "html": render_html(json.loads(as_json)),  # exactly what report.json holds
+    }
+    for kind, path in paths.items():
+        with path.open("x", encoding="utf-8") as f:
+            f.write(texts[kind])
     return paths
 
 
