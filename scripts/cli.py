@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "scripts.checks.posture",
     "scripts.checks.verify",
     "scripts.checks.drill",
+    "scripts.checks.verdict",  # posture and drill in one final line (make demo)
     "scripts.checks.audit",  # audit replication
     "scripts.dataops.backup",  # backup, restore
     "scripts.dataops.object_recovery",  # restore-objects

@@ -23,97 +23,11 @@ from selenium.webdriver.common.by import By
 from typer.testing import CliRunner
 
 from scripts.checks.drill.html_report import render_html
-from scripts.checks.drill.model import DataCheck, DrillReport, ScenarioResult, Step
+from scripts.checks.drill.model import Step
 from scripts.checks.drill.report import check_out_dir, new_evidence_dir, write_evidence
-from scripts.checks.drill.timescale import Detection, Mechanisms
 from scripts.cli import app
 from scripts.common import DrctlError
-
-SCALE = 100.0
-
-
-def _data(promised: int, missing: int = 0) -> DataCheck:
-    return DataCheck(
-        point="lsn 0/3000060",
-        promised=promised,
-        back=promised - missing,
-        missing=missing,
-        stale=0,
-        wrong=0,
-        after_point=0,
-        unknown=0,
-        uncertain=1,
-        expected_checksum="a" * 64,
-        recovered_checksum="a" * 64 if not missing else "b" * 64,
-        verified=not missing,
-        examples={"missing": [str(i) for i in range(missing)][:5]},
-    )
-
-
-def _scenario(name: str, *, rto_s: float, missing: int = 0) -> ScenarioResult:
-    result = ScenarioResult(
-        name=name,
-        title=name.replace("-", " ").capitalize(),
-        data_class="critical",
-        dataset="database",
-        incident=f"{name} <b>happens</b>",  # markup in a record is shown, never interpreted
-        recovery="restore & replay",
-        rpo_objective_s=900 / SCALE,
-        rto_objective_s=3600 / SCALE,
-        declared_rpo_s=900,
-        declared_rto_s=3600,
-        rpo_s=1.25,
-        data=_data(5000, missing),
-        recovery_point={"kind": "lsn", "value": "0/3000060", "how": "listed"},
-    )
-    steps = [
-        ("healthy platform", "setup", -20.0, -12.0),
-        ("write load", "load", -11.2, -0.01),
-        ("incident: the host is lost", "failure", 0.0, 0.0),
-        ("detection: alarm fires", "detection", 0.0, 0.73),
-        ("fence the old primary", "fence", 1.8, 1.9),
-        ("promote", "promote", 1.9, 2.1),
-        ("switch DNS", "dns", 2.1, 2.4),
-        ("validate", "validate", 2.4, rto_s),
-        ("verify every write", "verify", rto_s + 0.2, rto_s + 0.3),
-    ]
-    result.steps = [Step(n, p, a, b) for n, p, a, b in steps]  # relative to the failure
-    result.rto_s = rto_s
-    result.finish()  # the model's own verdict
-    return result
-
-
-DECLARED = Mechanisms(
-    archive_timeout_s=300,
-    push_timeout_s=60,
-    detection=Detection("Route 53 CLOUDWATCH_METRIC health check", 60, 1, 60, 2, "primary-down"),
-    dns_ttl_s=60,
-    backup_interval_s={"full": 604800, "diff": 86400},
-    sources={"archive_timeout_s": "Pulumi.prod.yaml"},
-)
-
-
-def _report(*scenarios: ScenarioResult) -> DrillReport:
-    scaled = DECLARED.scaled(SCALE)
-    return DrillReport(
-        stack="prod",
-        started_at=dt.datetime(2026, 12, 1, 17, 30, tzinfo=dt.UTC).isoformat(),
-        time_scale=SCALE,
-        objectives={"critical": {"rpo_s": 9.0, "rto_s": 36.0}},
-        mechanisms={
-            "declared": DECLARED.to_record(),
-            "scaled": scaled.to_record(),
-            "effective": {
-                "archive_timeout_s": scaled.effective_archive_timeout_s,
-                "push_timeout_s": scaled.effective_push_timeout_s,
-            },
-        },
-        simulated=["moto stands for AWS"],
-        scenarios=list(scenarios),
-        drill_s=61.5,
-        setup_s=4.2,
-        teardown_s=1.1,
-    )
+from tests.scripts.drill_records import drill_report, scenario
 
 
 def _screenshot(browser, path: Path) -> None:
@@ -147,9 +61,9 @@ def _open(browser, path: Path) -> dict:
 
 @pytest.fixture
 def not_met_run(tmp_path) -> Path:
-    report = _report(
-        _scenario("human-error", rto_s=3.2),
-        _scenario("database-corruption", rto_s=41.0, missing=3),  # RTO 41 s > 36 s, data lost
+    report = drill_report(
+        scenario("human-error", rto_s=3.2),
+        scenario("database-corruption", rto_s=41.0, missing=3),  # RTO 41 s > 36 s, data lost
     )
     assert [s.met for s in report.scenarios] == [True, False]
     out = tmp_path / "evidence" / "drill-20261201T173000Z"
@@ -194,7 +108,7 @@ def test_the_report_renders_in_chromium_and_says_not_met_with_the_reasons(browse
 
 def test_a_met_run_says_met_and_the_html_matches_report_json(browser, tmp_path):
     out = tmp_path / "drill"
-    paths = write_evidence(_report(_scenario("human-error", rto_s=3.2)), out)
+    paths = write_evidence(drill_report(scenario("human-error", rto_s=3.2)), out)
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
     page = _open(browser, paths["html"])
     _screenshot(browser, out.parent / "met-screenshot.png")
@@ -206,9 +120,9 @@ def test_a_met_run_says_met_and_the_html_matches_report_json(browser, tmp_path):
 
 
 def test_a_new_phase_or_scenario_appears_without_a_change(tmp_path):
-    extra = _scenario("priority-rebuild", rto_s=3.0)
+    extra = scenario("priority-rebuild", rto_s=3.0)
     extra.steps.append(Step("notify the status page", "status-page", 0.5, 0.6))
-    html = render_html(_report(extra).to_record())
+    html = render_html(drill_report(extra).to_record())
     assert 'data-scenario="priority-rebuild"' in html and "notify the status page" in html
 
 
@@ -226,13 +140,13 @@ def test_evidence_directories_are_timestamped_in_utc_and_never_shared(tmp_path):
 
 def test_out_that_already_holds_evidence_is_refused_and_left_alone(tmp_path):
     out = tmp_path / "drill-old"
-    write_evidence(_report(_scenario("human-error", rto_s=3.2)), out)
+    write_evidence(drill_report(scenario("human-error", rto_s=3.2)), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(DrctlError, match="is not empty: evidence is never overwritten") as exc:
         check_out_dir(out)
     assert exc.value.code == 2
     with pytest.raises(FileExistsError):  # the writer itself never replaces a file either
-        write_evidence(_report(_scenario("human-error", rto_s=3.2)), out)
+        write_evidence(drill_report(scenario("human-error", rto_s=3.2)), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert check_out_dir(tmp_path / "empty") is True and check_out_dir(tmp_path / "empty") is False
 
