@@ -24,6 +24,7 @@ import pytest
 
 from scripts.checks.drill.faults import FAULTS
 from scripts.checks.drill.runner import SCENARIO_NAMES
+from tests.scripts.drill_evidence import full_screenshot, open_report
 
 ROOT = Path(__file__).resolve().parents[2]
 PARALLEL = 3
@@ -205,6 +206,28 @@ def test_evidence_states_the_scale_what_is_simulated_and_each_figure(runs):
         assert "cipher-pass" not in text and "password" not in text.lower()
 
 
+def test_the_html_report_of_real_runs_renders_each_scenario_and_its_verdict(runs, browser):
+    """report.html of the healthy run and of a faulted one, opened in headless Chromium."""
+    for name in ("healthy", "copy-back-lossy"):
+        run = runs[name]
+        page = open_report(browser, run.out_dir / "report.html")
+        full_screenshot(browser, run.out_dir / "report-screenshot.png")
+        assert page["errors"] == [] and page["fetched"] == []
+        assert set(page["sections"]) == {s["name"] for s in run.record["scenarios"]}
+        for s in run.record["scenarios"]:
+            shown = page["sections"][s["name"]]
+            assert s["title"] in shown and ("NOT MET" in shown) is (not s["met"])
+            assert all(reason in shown for reason in s["not_met_because"])
+            # every recorded step is on the page, with its duration
+            for step in s["steps"]:
+                assert f"{step['name']} {step['phase']}" in shown
+                assert f"{step['duration_s']:.3f}" in shown
+    assert (
+        "NOT MET: 0 of 1 scenarios met"
+        in open_report(browser, runs["copy-back-lossy"].out_dir / "report.html")["text"]
+    )
+
+
 def test_the_drill_prints_its_own_duration_and_scale(runs):
     healthy = runs["healthy"]
     durations = healthy.record["durations_s"]
@@ -224,6 +247,8 @@ def test_every_fault_turns_its_scenario_not_met(runs, fault):
     s = run.scenario(fault.scenario)
     assert s["met"] is False and s["faults"] == [fault.name]
     assert s["not_met_because"]
+    html = (run.out_dir / "report.html").read_text()
+    assert f'data-scenario="{fault.scenario}"' in html and ">NOT MET</span>" in html
 
 
 def test_archive_stalled_shows_as_lost_writes_beyond_the_rpo(runs):

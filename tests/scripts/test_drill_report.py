@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import pytest
-from selenium.webdriver.common.by import By
 from typer.testing import CliRunner
 
 from scripts.checks.drill.html_report import render_html
@@ -27,36 +26,7 @@ from scripts.checks.drill.model import Step
 from scripts.checks.drill.report import check_out_dir, new_evidence_dir, write_evidence
 from scripts.cli import app
 from scripts.common import DrctlError
-from tests.scripts.drill_records import drill_report, scenario
-
-
-def _screenshot(browser, path: Path) -> None:
-    """The whole page, not the first screenful (chromedriver shoots the window)."""
-    width, height = browser.get_window_size().values()
-    full = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, full + 100)
-    try:
-        browser.save_screenshot(str(path))
-    finally:
-        browser.set_window_size(width, height)
-
-
-def _open(browser, path: Path) -> dict:
-    browser.get_log("browser")  # drop what an earlier page logged
-    browser.get(path.resolve().as_uri())
-    browser.find_element(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")  # a chart was drawn
-    return {
-        "text": browser.find_element(By.TAG_NAME, "body").text,
-        "errors": [e for e in browser.get_log("browser") if e["level"] == "SEVERE"],
-        "charts": len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")),
-        "fetched": browser.execute_script(
-            "return performance.getEntriesByType('resource').map(e => e.name)"
-        ),
-        "sections": {
-            s.get_attribute("data-scenario"): s.text
-            for s in browser.find_elements(By.CSS_SELECTOR, "section.scenario")
-        },
-    }
+from tests.scripts.drill_evidence import drill_report, full_screenshot, open_report, scenario
 
 
 @pytest.fixture
@@ -72,8 +42,8 @@ def not_met_run(tmp_path) -> Path:
 
 
 def test_the_report_renders_in_chromium_and_says_not_met_with_the_reasons(browser, not_met_run):
-    page = _open(browser, not_met_run / "report.html")
-    _screenshot(browser, not_met_run / "report-screenshot.png")
+    page = open_report(browser, not_met_run / "report.html")
+    full_screenshot(browser, not_met_run / "report-screenshot.png")
     assert (not_met_run / "report-screenshot.png").stat().st_size > 10_000
     assert page["errors"] == []
     assert page["fetched"] == []  # plotly.js is inline: nothing comes from a CDN
@@ -110,8 +80,8 @@ def test_a_met_run_says_met_and_the_html_matches_report_json(browser, tmp_path):
     out = tmp_path / "drill"
     paths = write_evidence(drill_report(scenario("human-error", rto_s=3.2)), out)
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
-    page = _open(browser, paths["html"])
-    _screenshot(browser, out.parent / "met-screenshot.png")
+    page = open_report(browser, paths["html"])
+    full_screenshot(browser, out.parent / "met-screenshot.png")
     assert page["errors"] == []
     assert "MET: all 1 scenarios met their objectives" in page["text"]
     assert "NOT MET" not in page["text"]

@@ -21,7 +21,7 @@ from scripts.checks.drill.report import write_evidence
 from scripts.checks.posture import EVIDENCE_PATH, posture_of
 from scripts.cli import app
 from scripts.local.evaluate import ROOT
-from tests.scripts.drill_records import drill_report, scenario
+from tests.scripts.drill_evidence import drill_report, scenario
 
 
 @pytest.fixture(scope="module")

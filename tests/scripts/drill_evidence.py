@@ -1,11 +1,16 @@
-"""Drill results of the real shape, built with the drill's own model (scripts/checks/drill/model.py)
-as a run fills it: steps relative to the failure instant, the verdict from ``finish()``. For the
-report and verdict tests, which must not run a whole drill (tests/integration/test_drill.py does).
+"""The drill's evidence in tests: results of the real shape, built with the drill's own model
+(scripts/checks/drill/model.py) as a run fills it (steps relative to the failure instant, the
+verdict from ``finish()``), for tests that must not run a whole drill; and how a test reads
+``report.html`` in the ``browser`` fixture (tests/conftest.py), for those and for the real runs
+of tests/integration/test_drill.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
 
 from scripts.checks.drill.model import DataCheck, DrillReport, ScenarioResult, Step
 from scripts.checks.drill.timescale import Detection, Mechanisms
@@ -95,3 +100,33 @@ def drill_report(*scenarios: ScenarioResult) -> DrillReport:
         setup_s=4.2,
         teardown_s=1.1,
     )
+
+
+def full_screenshot(browser, path: Path) -> None:
+    """The whole page, not the first screenful (chromedriver shoots the window)."""
+    size = browser.get_window_size()
+    full = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(size["width"], full + 100)
+    try:
+        browser.save_screenshot(str(path))
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
+def open_report(browser, path: Path) -> dict:
+    """Open ``report.html`` from disk as a user does; what they see, and what the console said."""
+    browser.get_log("browser")  # drop what an earlier page logged
+    browser.get(path.resolve().as_uri())
+    browser.find_element(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")  # a chart was drawn
+    return {
+        "text": browser.find_element(By.TAG_NAME, "body").text,
+        "errors": [e for e in browser.get_log("browser") if e["level"] == "SEVERE"],
+        "charts": len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")),
+        "fetched": browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        ),
+        "sections": {
+            s.get_attribute("data-scenario"): s.text
+            for s in browser.find_elements(By.CSS_SELECTOR, "section.scenario")
+        },
+    }
