@@ -121,7 +121,7 @@ def open_report(browser, path: Path) -> dict:
     return {
         "text": browser.find_element(By.TAG_NAME, "body").text,
         "errors": [e for e in browser.get_log("browser") if e["level"] == "SEVERE"],
-        "charts": len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")),
+        "charts": len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")),
         "fetched": browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
         ),

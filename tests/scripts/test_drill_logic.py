@@ -409,6 +409,45 @@ def test_the_monitor_turns_unhealthy_after_the_threshold_and_the_alarm_follows()
         server.close()
 
 
+def test_a_late_poll_never_back_dates_the_alarm_before_the_failure_was_seen():
+    """The monitor's clock, driven by hand: polls every 0.6 s, alarm on 2 periods of 0.6 s.
+    The machine is busy and the poll after the failure comes 1.5 s late: the periods that ended
+    meanwhile saw nothing wrong, so the alarm needs two periods after the failure was seen."""
+    monitor = HealthMonitor(Detection("test", 0.6, 1, 0.6, 2, "alarm"), "127.0.0.1", 1)
+    monitor.begin(100.0)  # period boundaries at 100.6, 101.2, 101.8, 102.4, 103.0, ...
+    monitor.observe(True, 100.0)
+    monitor.observe(True, 100.6)
+    monitor.observe(False, 102.11)  # the host died at about 101.3; this poll is the first to see
+    assert monitor.went_unhealthy == [102.11] and monitor.alarms == []
+    for at in (102.7, 103.3):
+        monitor.observe(False, at)
+    assert monitor.alarms == [pytest.approx(103.0)]  # 102.4 (breaching 1), 103.0 (breaching 2)
+    assert monitor.unhealthy_since(101.3) <= monitor.alarm_since(101.3)
+
+
+def test_a_poll_just_after_a_boundary_counts_for_the_next_period():
+    monitor = HealthMonitor(Detection("test", 0.6, 1, 0.6, 1, "alarm"), "127.0.0.1", 1)
+    monitor.begin(100.0)
+    monitor.observe(False, 100.61)  # after the period that ended at 100.6
+    assert monitor.alarms == []
+    monitor.observe(False, 101.21)
+    assert monitor.alarms == [pytest.approx(101.2)]
+
+
+def test_a_publication_is_what_was_known_at_its_instant():
+    """Route 53 publishes HealthCheckStatus every publication_s: a poll after the publication
+    instant is published at the next one, not the one before it."""
+    monitor = HealthMonitor(
+        Detection("test", 0.1, 1, 1.0, 1, "alarm", publication_s=0.5), "127.0.0.1", 1
+    )
+    monitor.begin(100.0)  # publications at 100.5, 101.0, ...; alarm periods end at 101.0, 102.0
+    monitor.observe(False, 100.95)
+    monitor.observe(False, 101.05)  # publication at 101.0 says unhealthy, after period 1 closed
+    assert monitor.alarms == []
+    monitor.observe(False, 102.05)
+    assert monitor.alarms == [pytest.approx(102.0)]
+
+
 def test_a_blip_before_the_failure_heals_and_is_not_taken_for_the_failure():
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

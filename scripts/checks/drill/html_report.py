@@ -343,7 +343,13 @@ def timeline_chart(s: Mapping[str, Any]) -> Any:
         title=f"{s['title']}: steps from the failure instant (s)",
         barmode="overlay",
         xaxis_title="seconds from the failure instant",
-        yaxis={"autorange": "reversed", "automargin": True},
+        # Steps in the order they started, whichever phase (trace) they belong to.
+        yaxis={
+            "autorange": "reversed",
+            "automargin": True,
+            "categoryorder": "array",
+            "categoryarray": labels,
+        },
         height=120 + 28 * len(steps),
         margin={"t": 60, "b": 40, "l": 20, "r": 20},
     )

@@ -68,43 +68,72 @@ class HealthMonitor(threading.Thread):
             return False
 
     def run(self) -> None:
-        d = self.detection
+        self.begin(time.time())
         next_poll = time.time()
-        next_period = next_poll + d.alarm_period_s
-        next_publication = next_poll + d.publication_s
-        failures = successes = breaching = 0
-        published_healthy, unhealthy_in_period, alarm = True, False, False
         while not self._halt.is_set():
             ok = self._reachable()
-            now = time.time()
-            self.polls += 1
-            failures, successes = (0, successes + 1) if ok else (failures + 1, 0)
-            # Route 53: unhealthy after `threshold` failures in a row, healthy again after as
-            # many successes in a row.
-            if self.healthy and failures >= d.failure_threshold:
-                self.healthy = False
-                self.went_unhealthy.append(now)
-                if d.alarm_periods == 0:
-                    self._record(self.alarms, now)
-            elif not self.healthy and successes >= d.failure_threshold:
-                self.healthy = True
-            # CloudWatch sees the status as of its last publication.
-            while d.publication_s and now >= next_publication:
-                published_healthy = self.healthy
-                next_publication += d.publication_s
-            if not d.publication_s:
-                published_healthy = self.healthy
-            unhealthy_in_period |= not published_healthy
-            # One datapoint per period: the Minimum of HealthCheckStatus (0 if unhealthy at all).
-            while d.alarm_periods and now >= next_period:
-                breaching = breaching + 1 if unhealthy_in_period else 0
-                if breaching >= d.alarm_periods and not alarm:
-                    self._record(self.alarms, next_period)
-                alarm = breaching >= d.alarm_periods
-                unhealthy_in_period = not published_healthy
-                next_period += d.alarm_period_s
-            next_poll += d.poll_interval_s
+            self.observe(ok, time.time())
+            next_poll += self.detection.poll_interval_s
             self._halt.wait(max(0.0, next_poll - time.time()))
+
+    def begin(self, now: float) -> None:
+        """Start the clock: first publication and alarm period from ``now``."""
+        d = self.detection
+        self._next_publication = now + d.publication_s
+        self._next_period = now + d.alarm_period_s
+        self._failures = self._successes = self._breaching = 0
+        self._published_healthy, self._unhealthy_in_period, self._alarm = True, False, False
+
+    def observe(self, ok: bool, now: float) -> None:
+        """One poll's result, observed at ``now``.
+
+        Every publication and alarm period that ended before ``now`` is settled first, on what
+        had been observed by then: a poll that comes late (a busy machine) tells CloudWatch
+        nothing about a period that is already over, so it can never back-date an alarm to a
+        boundary before the failure was seen. Then the observation counts for the current
+        period.
+        """
+        d = self.detection
+        self._settle(now)
+        self.polls += 1
+        self._failures, self._successes = (
+            (0, self._successes + 1) if ok else (self._failures + 1, 0)
+        )
+        # Route 53: unhealthy after `threshold` failures in a row, healthy again after as many
+        # successes in a row.
+        if self.healthy and self._failures >= d.failure_threshold:
+            self.healthy = False
+            self.went_unhealthy.append(now)
+            if d.alarm_periods == 0:
+                self._record(self.alarms, now)
+        elif not self.healthy and self._successes >= d.failure_threshold:
+            self.healthy = True
+        if not d.publication_s:
+            self._published_healthy = self.healthy
+        self._unhealthy_in_period |= not self._published_healthy
+
+    def _settle(self, now: float) -> None:
+        """Publications (CloudWatch sees the status as of the last one) and alarm periods (one
+        datapoint each: the Minimum of HealthCheckStatus, 0 if unhealthy at all) that ended at
+        or before ``now``, in the order they ended."""
+        d = self.detection
+        while True:
+            publish = bool(d.publication_s) and self._next_publication <= now
+            period = bool(d.alarm_periods) and self._next_period <= now
+            # A datapoint published at a period's end belongs to the next period.
+            if publish and (not period or self._next_publication < self._next_period):
+                self._published_healthy = self.healthy
+                self._unhealthy_in_period |= not self._published_healthy
+                self._next_publication += d.publication_s
+            elif period:
+                self._breaching = self._breaching + 1 if self._unhealthy_in_period else 0
+                if self._breaching >= d.alarm_periods and not self._alarm:
+                    self._record(self.alarms, self._next_period)
+                self._alarm = self._breaching >= d.alarm_periods
+                self._unhealthy_in_period = not self._published_healthy
+                self._next_period += d.alarm_period_s
+            else:
+                return
 
     def _record(self, where: list[float], at: float) -> None:
         with self._changed:
