@@ -15,7 +15,8 @@ missed. docs/drill.md explains every figure. One module per role:
   (data-centre-outage, through ``failover_runbook``), ``objects`` (security-breach,
   accidental-file-deletion): the scenario families;
 - ``faults``: what ``--inject`` can break; ``runner``: the scenarios and ``run_drill``;
-  ``report``: evidence files and the table; ``command``: the CLI.
+  ``report``: evidence directories and files, and the table; ``html_report``: ``report.html``
+  (charts and timeline, from ``report.json`` alone); ``command``: the CLI.
 """
 
 from scripts.checks.drill.command import register
