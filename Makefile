@@ -46,7 +46,7 @@ DEMO_DRILL := evidence/drill-$(DEMO_STAMP)
 demo: setup
 	@mkdir -p evidence
 	-.venv/bin/drctl posture --stack prod --stack dr --allow-unknown
-	-@.venv/bin/drctl posture --stack prod --stack dr --allow-unknown --json 2>/dev/null \
+	-@set -C; .venv/bin/drctl posture --stack prod --stack dr --allow-unknown --json 2>/dev/null \
 	  > $(DEMO_POSTURE)
 	-.venv/bin/drctl drill --local --time-scale $(DRILL_TIME_SCALE) --out $(DEMO_DRILL)
 	@.venv/bin/drctl verdict --posture $(DEMO_POSTURE) --drill $(DEMO_DRILL) --allow-unknown
