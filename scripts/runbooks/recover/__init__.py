@@ -40,7 +40,7 @@ import typer
 
 from components.services import Service
 from scripts.common import DrctlError, ExitCode, fail, out, print_json
-from scripts.dataops.incident import IncidentPublisher, fmt_elapsed
+from scripts.dataops.incident import IncidentPublisher, dsn_secrets, fmt_elapsed
 from scripts.dataops.notify import Notifier, Templates
 from scripts.dataops.services import DependencyChecker, HttpClient, UrllibClient
 from scripts.dataops.status_page import StatusPageWriter
@@ -122,11 +122,7 @@ def run_recover(
         )
         return RecoverResult(plan, report)
     resolved = dict(outputs() if callable(outputs) else (outputs or {}))
-    scrub_also = [*secrets]
-    if database_dsn:
-        from psycopg.conninfo import conninfo_to_dict
-
-        scrub_also += [database_dsn, str(conninfo_to_dict(database_dsn).get("password") or "")]
+    scrub_also = [*secrets, *dsn_secrets(database_dsn)]
     page = StatusPageWriter(aws, resolved["statusPage"]) if resolved.get("statusPage") else None
     notifier = Notifier(aws, resolved["communication"]) if resolved.get("communication") else None
     publisher = IncidentPublisher(
