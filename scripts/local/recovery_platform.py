@@ -255,6 +255,12 @@ def seed(
         "HostedZone"
     ]["Id"].split("/")[-1]
     outputs["drStandby"]["zoneId"] = zone_id
+    return seed_communication(aws, evaluation, outputs)
+
+
+def seed_communication(aws: Any, evaluation: Evaluation, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Create the status page's copies and the team and stakeholder topics with their declared
+    subscriptions; ``outputs`` gets moto's topic ARNs in place of the mocks'."""
     for copy_region, bucket in outputs["statusPage"]["bucketNames"].items():
         _versioned_bucket(aws.client("s3", copy_region), bucket, copy_region)
     topic_arns: dict[str, str] = {}
