@@ -283,44 +283,51 @@ class IncidentPublisher:
         self._send(messages, "media", "holding-statement", **values)
         return self._record(messages)
 
+    def _failover_update(
+        self, users_event: str, status: str, team_event: str, elapsed_s: float, **values: Any
+    ) -> dict[str, Any]:
+        values["elapsed"] = fmt_elapsed(elapsed_s)
+        if "deadline" in values:
+            values["deadline"] = label(values["deadline"])
+        self._users(users_event, status, **values)
+        messages: list = []
+        self._send(messages, "team", team_event, **values)
+        return self._record(messages)
+
     def failover_step(
         self, step: str, elapsed_s: float, users_text: str, deadline: str
     ) -> dict[str, Any]:
-        values = {
-            "step": step,
-            "elapsed": fmt_elapsed(elapsed_s),
-            "summary": users_text,
-            "deadline": label(deadline),
-        }
-        self._users("failover-step", "recovering", **values)
-        messages: list = []
-        self._send(messages, "team", "failover-step", **values)
-        return self._record(messages)
+        return self._failover_update(
+            "failover-step",
+            "recovering",
+            "failover-step",
+            elapsed_s,
+            step=step,
+            summary=users_text,
+            deadline=deadline,
+        )
 
     def failover_failed(
         self, step: str, elapsed_s: float, detail: str, deadline: str
     ) -> dict[str, Any]:
-        values = {
-            "step": step,
-            "elapsed": fmt_elapsed(elapsed_s),
-            "detail": detail,
-            "deadline": label(deadline),
-        }
-        self._users("failover-failed", "investigating", **values)
-        messages: list = []
-        self._send(messages, "team", "failover-failed", **values)
-        return self._record(messages)
+        return self._failover_update(
+            "failover-failed",
+            "investigating",
+            "failover-failed",
+            elapsed_s,
+            step=step,
+            detail=detail,
+            deadline=deadline,
+        )
 
     def failover_service_back(
         self, step: str, elapsed_s: float, users_text: str, affected: Sequence[Service]
     ) -> dict[str, Any]:
         for service in affected:
             self.board.set_status(service.name, "operational", self.clock())
-        values = {"step": step, "elapsed": fmt_elapsed(elapsed_s), "summary": users_text}
-        self._users("failover-back", "monitoring", **values)
-        messages: list = []
-        self._send(messages, "team", "failover-step", **values)
-        return self._record(messages)
+        return self._failover_update(
+            "failover-back", "monitoring", "failover-step", elapsed_s, step=step, summary=users_text
+        )
 
     def failover_resolved(self, elapsed_s: float, summary: str) -> dict[str, Any]:
         values = {"elapsed": fmt_elapsed(elapsed_s), "summary": summary}

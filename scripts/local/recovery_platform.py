@@ -214,6 +214,21 @@ def declared(
     return evaluate_stack(stack, config=config, secret_keys=tuple(secret_keys))
 
 
+def drill_contacts(receiver: WebhookReceiver, tokens: Mapping[str, str]) -> dict[str, Any]:
+    """Contacts config whose every endpoint is ``receiver``, one path per audience with its
+    token in it (as a paging service's or chat relay's URL carries one): on-call level 0
+    (``pager/``), the team chat (``chat/``), stakeholders (``board/``) and media (``press/``).
+    ``tokens``: level0, chat, board, press."""
+    return {
+        "oncall": [{"https": receiver.url(f"pager/{tokens['level0']}")}],
+        "team": [{"https": receiver.url(f"chat/{tokens['chat']}")}],
+        "stakeholders": [
+            {"https": receiver.url(f"board/{tokens['board']}"), "audiences": ["stakeholders"]},
+            {"https": receiver.url(f"press/{tokens['press']}"), "audiences": ["media"]},
+        ],
+    }
+
+
 def _versioned_bucket(s3: Any, name: str, region: str) -> None:
     kwargs: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":

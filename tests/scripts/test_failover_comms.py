@@ -17,11 +17,11 @@ import json
 import pytest
 
 from scripts.common import DrctlError, ExitCode
-from scripts.local.recovery_platform import WebhookReceiver, declared, seed_communication
+from scripts.local.recovery_platform import declared, drill_contacts, seed_communication
 from scripts.runbooks import failover as fo
 from scripts.runbooks.failover_comms import OPEN_STEP, affected_services
 from scripts.runbooks.recover.plan import load_target
-from tests.scripts.dr_cloud import SECRETS, CloudAws, MotoCloud, outputs_for, replica_lag, seed
+from tests.scripts.dr_cloud import SECRETS, CloudAws, outputs_for, replica_lag, seed
 
 PRIMARY_HOST = "platform-dr-prod.c0ffee.us-east-1.rds.amazonaws.com"
 REPLICA_HOST = "dr-standby-replica.c0ffee.us-west-2.rds.amazonaws.com"
@@ -32,36 +32,13 @@ FAILOVER_STEPS = ["assess", "isolate", "promote", "switch-config", "switch-dns",
 
 
 @pytest.fixture(scope="module")
-def cloud():
-    server = MotoCloud()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def evaluation(receiver):
-    return declared(
-        "prod",
-        {
-            "oncall": [{"https": receiver.url(f"page/{TOKENS['level0']}")}],
-            "team": [{"https": receiver.url(f"chat/{TOKENS['chat']}")}],
-            "stakeholders": [
-                {"https": receiver.url(f"board/{TOKENS['board']}"), "audiences": ["stakeholders"]},
-                {"https": receiver.url(f"press/{TOKENS['press']}"), "audiences": ["media"]},
-            ],
-        },
-    )
+    return declared("prod", drill_contacts(receiver, TOKENS))
 
 
 @pytest.fixture
-def world(cloud, receiver, evaluation, tmp_path):
+def world(moto, receiver, evaluation, tmp_path):
+    cloud = moto
     cloud.reset()
     receiver.deliveries.clear()
     seeded = seed(cloud, primary_endpoint=PRIMARY_HOST, standby_endpoint=REPLICA_HOST, rds=True)
@@ -102,7 +79,7 @@ def _page_history(cloud, plan) -> list[dict]:
 
 
 def _subjects(receiver, who: str) -> list[str]:
-    path = f"{who}/{TOKENS[{'page': 'level0'}.get(who, who)]}"
+    path = f"{who}/{TOKENS[{'pager': 'level0'}.get(who, who)]}"
     return [d.subject for d in receiver.at(path) if d.envelope.get("Type") == "Notification"]
 
 
@@ -111,9 +88,9 @@ def _everything(cloud, plan, receiver, journal) -> str:
     return text + "".join(d.raw for d in receiver.deliveries)
 
 
-def test_each_step_updates_the_page_and_every_audience_is_told(cloud, receiver, world):
+def test_each_step_updates_the_page_and_every_audience_is_told(moto, receiver, world):
     seeded, plan, aws, journal = world
-    replica_lag(cloud, 2.0)
+    replica_lag(moto, 2.0)
     aws.expect_secret_promotions(seeded.secret_arns_dr)
     report = _run(plan, aws, journal)
     assert report.status == "completed"
@@ -122,7 +99,7 @@ def test_each_step_updates_the_page_and_every_audience_is_told(cloud, receiver, 
     catalogue = load_target("prod").catalogue
     affected = {s.name for s in affected_services(catalogue.services)}
     assert affected and affected != {s.name for s in catalogue.services}
-    history = _page_history(cloud, plan)
+    history = _page_history(moto, plan)
     # One version when the incident opens and one after each of the seven steps.
     assert [d["sequence"] for d in history] == list(range(1, 9))
     first = history[0]
@@ -148,25 +125,25 @@ def test_each_step_updates_the_page_and_every_audience_is_told(cloud, receiver, 
     assert chat[0] == "[DR prod] database failover to us-west-2 started"
     assert sum("failover:" in s and s.endswith(" done") for s in chat) == 6
     assert chat[-1] == "[DR prod] failover finished"
-    assert _subjects(receiver, "page") == ["[PAGE prod] DR recovery needs you (level 0)"]
+    assert _subjects(receiver, "pager") == ["[PAGE prod] DR recovery needs you (level 0)"]
     assert _subjects(receiver, "board") == [
         "Service disruption: recovery under way",
         "Recovery complete",
     ]
     assert _subjects(receiver, "press") == ["Holding statement: service disruption"]
-    published = _everything(cloud, plan, receiver, journal)
+    published = _everything(moto, plan, receiver, journal)
     for key in SECRETS:
         assert f"value-of-{key}" not in published  # the secrets' values never travel
     assert "tok-" not in "".join(d.subject + d.message for d in receiver.deliveries)
 
 
-def test_a_refusal_is_published_and_the_resumed_run_keeps_the_same_incident(cloud, receiver, world):
+def test_a_refusal_is_published_and_the_resumed_run_keeps_the_same_incident(moto, receiver, world):
     seeded, plan, aws, journal = world
-    replica_lag(cloud, 1200.0)  # 20 min of lag > the 15 min RPO: refused
+    replica_lag(moto, 1200.0)  # 20 min of lag > the 15 min RPO: refused
     with pytest.raises(DrctlError) as raised:
         _run(plan, aws, journal)
     assert raised.value.code == ExitCode.REFUSED
-    history = _page_history(cloud, plan)
+    history = _page_history(moto, plan)
     assert len(history) == 2 and history[-1]["incident"]["status"] == "investigating"
     assert history[-1]["incident"]["updates"][0]["text"].startswith("We hit a problem")
     chat = _subjects(receiver, "chat")
@@ -180,44 +157,44 @@ def test_a_refusal_is_published_and_the_resumed_run_keeps_the_same_incident(clou
     aws.expect_secret_promotions(seeded.secret_arns_dr)
     report = _run(plan, aws, journal, accept_data_loss=True)
     assert report.status == "completed" and report.steps[0]["status"] == "done-earlier"
-    history = _page_history(cloud, plan)
+    history = _page_history(moto, plan)
     assert len({d["incident"]["id"] for d in history}) == 1
     assert history[-1]["incident"]["status"] == "resolved"
     chat = _subjects(receiver, "chat")
     assert sum(s.endswith("started") for s in chat) == 1  # opened once
-    assert len(_subjects(receiver, "page")) == 1 and len(_subjects(receiver, "press")) == 1
+    assert len(_subjects(receiver, "pager")) == 1 and len(_subjects(receiver, "press")) == 1
 
 
-def test_a_failure_carrying_a_dsn_publishes_no_secret(cloud, receiver, world):
+def test_a_failure_carrying_a_dsn_publishes_no_secret(moto, receiver, world):
     seeded, plan, aws, journal = world
-    replica_lag(cloud, 1.0)
+    replica_lag(moto, 1.0)
     aws.expect_secret_promotions(seeded.secret_arns_dr)
     app = f"postgresql://app:{APP_PASSWORD}@127.0.0.1:1/app"  # nothing listens on port 1
     with pytest.raises(DrctlError):
         _run(plan, aws, journal, dsns=fo.Connections(app=app))
     assert _subjects(receiver, "chat")[-1].startswith("[DR prod] failover STOPPED at Validate")
-    published = _everything(cloud, plan, receiver, journal)
+    published = _everything(moto, plan, receiver, journal)
     assert APP_PASSWORD not in published and app not in published
 
 
-def test_dry_run_prints_what_it_would_publish_and_publishes_nothing(cloud, receiver, world):
+def test_dry_run_prints_what_it_would_publish_and_publishes_nothing(moto, receiver, world):
     _, plan, aws, journal = world
-    replica_lag(cloud, 2.0)
+    replica_lag(moto, 2.0)
     report = fo.run_failover(plan, aws, fo.Connections(), execute=False, yes=False, journal=journal)
     assert [s["status"] for s in report.steps] == ["checked", "checked"] + ["planned"] * 6
     lines = report.steps[0]["result"]["would_publish"]
     home = plan.status_page["homeRegion"]
     assert any(plan.status_page["bucketNames"][home] in line for line in lines)
     assert any("page on-call level 0" in line for line in lines)
-    assert _page_history(cloud, plan) == []
+    assert _page_history(moto, plan) == []
     assert not [d for d in receiver.deliveries if d.envelope.get("Type") == "Notification"]
 
 
-def test_outputs_without_page_or_topics_publish_nothing_and_add_no_step(cloud, world):
+def test_outputs_without_page_or_topics_publish_nothing_and_add_no_step(moto, world):
     seeded, plan, aws, journal = world
     bare = fo.load_plan(
         "prod", outputs_for(seeded, backend="rds", primary=PRIMARY_HOST, standby=REPLICA_HOST)
     )
-    replica_lag(cloud, 2.0)
+    replica_lag(moto, 2.0)
     report = fo.run_failover(bare, aws, fo.Connections(), execute=False, yes=False, journal=journal)
     assert report.steps[0]["name"] == "assess"

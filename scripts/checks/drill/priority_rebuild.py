@@ -65,17 +65,6 @@ STEP_PHASES = (
 PLANTED_TOKEN_LINE = "Escalation bridge: "  # what the secret-in-template fault adds
 
 
-def _contacts(receiver: Any, tokens: dict[str, str]) -> dict[str, Any]:
-    return {
-        "oncall": [{"https": receiver.url(f"pager/{tokens['level0']}")}],
-        "team": [{"https": receiver.url(f"chat/{tokens['chat']}")}],
-        "stakeholders": [
-            {"https": receiver.url(f"board/{tokens['board']}"), "audiences": ["stakeholders"]},
-            {"https": receiver.url(f"press/{tokens['press']}"), "audiences": ["media"]},
-        ],
-    }
-
-
 def check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": bool(ok), "detail": detail}
 
@@ -270,6 +259,7 @@ def scenario_priority_rebuild(ctx: DrillContext, result: ScenarioResult) -> None
         StandInService,
         WebhookReceiver,
         declared,
+        drill_contacts,
         seed,
     )
     from scripts.runbooks.recover import RecoverOptions, load_target, run_recover
@@ -282,7 +272,8 @@ def scenario_priority_rebuild(ctx: DrillContext, result: ScenarioResult) -> None
     receiver = WebhookReceiver().start()
     ctx.cleanups.append(receiver.stop)
     with ctx.step("the declared platform on moto: datasets, secrets, status page, topics", "setup"):
-        outputs = seed(aws, declared(STACK, _contacts(receiver, tokens)), region, zone=target.zone)
+        evaluation = declared(STACK, drill_contacts(receiver, tokens))
+        outputs = seed(aws, evaluation, region, zone=target.zone)
     services: dict[str, Any] = {}
     with ctx.step(f"the DR database and {len(catalogue.services)} stand-in services", "setup"):
         database = LocalCluster("priority-rebuild-db", base_dir=ctx.workdir)
