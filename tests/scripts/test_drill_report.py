@@ -96,6 +96,44 @@ def test_a_new_phase_or_scenario_appears_without_a_change(tmp_path):
     assert 'data-scenario="priority-rebuild"' in html and "notify the status page" in html
 
 
+def test_tiers_and_named_checks_are_shown_with_their_own_verdicts(browser, tmp_path):
+    rebuild = scenario("priority-rebuild", rto_s=3.0)
+    rebuild.tiers = [
+        {
+            "tier": "critical",
+            "met": True,
+            "healthy": True,
+            "elapsed_s": 3.0,
+            "rto_s": 36.0,
+            "declared_rto_s": 3600,
+            "services": ["user-auth"],
+        },
+        {
+            "tier": "important",
+            "met": False,
+            "healthy": False,
+            "elapsed_s": None,
+            "rto_s": 144.0,
+            "declared_rto_s": 14400,
+            "services": ["social-features"],
+        },
+    ]
+    rebuild.checks = [
+        {"name": "status page opened", "ok": True, "detail": "every service Outage"},
+        {"name": "no secret in any message", "ok": False, "detail": "token in 1 message"},
+    ]
+    rebuild.finish()
+    paths = write_evidence(drill_report(rebuild), tmp_path / "drill")
+    page = open_report(browser, paths["html"])
+    shown = page["sections"]["priority-rebuild"]
+    assert page["errors"] == [] and "NOT MET because:" in shown
+    assert "critical 36 s (≙ 1h) 3.000 s MET" in shown
+    assert "important 144 s (≙ 4h) not healthy NOT MET" in shown
+    assert "tier important NOT met: not healthy by its deadline" in shown
+    assert "NOT ok: no secret in any message (token in 1 message)" in shown
+    assert "ok: status page opened (every service Outage)" in shown
+
+
 # -- evidence directories ------------------------------------------------------------------------
 
 

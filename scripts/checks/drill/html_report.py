@@ -184,6 +184,7 @@ def _scenario_section(s: Mapping[str, Any], scale: float) -> str:
             f"{d['wrong']}, after the point {d['after_point']}, unknown {d['unknown']}, in "
             f"flight {d['uncertain']}.</p>"
         )
+    parts += _tier_and_check_tables(s)
     parts.append(_figure_html(objective_chart(s, scale), f"objectives-{name}"))
     if s.get("steps"):
         parts.append(_figure_html(timeline_chart(s), f"timeline-{name}"))
@@ -202,6 +203,31 @@ def _scenario_section(s: Mapping[str, Any], scale: float) -> str:
         )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _tier_and_check_tables(s: Mapping[str, Any]) -> list[str]:
+    """A scenario's own further verdicts (the region rebuild's tiers and named checks)."""
+    parts = []
+    if s.get("tiers"):
+        parts.append(
+            '<table class="tiers"><thead><tr><th>tier</th><th>RTO objective</th>'
+            "<th>measured</th><th>verdict</th></tr></thead><tbody>"
+        )
+        parts += [
+            f"<tr><td>{_e(t['tier'])}</td><td>{_e(_objective(t['rto_s'], t['declared_rto_s']))}"
+            f'</td><td class="num">{_s(t["elapsed_s"]) if t["healthy"] else "not healthy"}</td>'
+            f"<td>{_verdict_badge(t['met'])}</td></tr>"
+            for t in s["tiers"]
+        ]
+        parts.append("</tbody></table>")
+    if s.get("checks"):
+        parts.append('<ul class="checks">')
+        parts += [
+            f"<li>{'ok' if c['ok'] else '<b>NOT ok</b>'}: {_e(c['name'])} ({_e(c['detail'])})</li>"
+            for c in s["checks"]
+        ]
+        parts.append("</ul>")
+    return parts
 
 
 def _steps_table(steps: Sequence[Mapping[str, Any]]) -> str:
