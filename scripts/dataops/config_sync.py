@@ -58,7 +58,7 @@ from components.secrets_backup import (
     parameter_prefix,
 )
 from scripts.common import DrctlError, ExitCode, confirm_execute, fail, out, print_json, progress
-from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import read_stack_config
 
 SNAPSHOT_FORMAT = "platform-dr/config-snapshot"
 SNAPSHOT_FORMAT_VERSION = 1
@@ -86,7 +86,7 @@ class ConfigTarget:
     dr: str
 
 
-def target_of(stack: str, root: Path = ROOT) -> ConfigTarget:
+def target_of(stack: str, root: Path | None = None) -> ConfigTarget:
     """Names and regions of a stack's app config, from its stack file (no AWS call)."""
     raw = read_stack_config(stack, root)
     # Only the project's own keys describe objectives; secret values and provider keys do not.

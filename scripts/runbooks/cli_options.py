@@ -8,7 +8,9 @@ from scripts.dataops.hosts import DbNode, parse_host
 
 stack = typer.Option("prod", "--stack", help="Stack to act on (Pulumi.<stack>.yaml).")
 outputs = typer.Option(
-    None, "--outputs", help="Stack outputs JSON (`pulumi stack output --json`); default: Pulumi."
+    None,
+    "--outputs",
+    help="Stack outputs JSON (`pulumi stack output --json`); default: ask the Pulumi CLI.",
 )
 execute = typer.Option(False, "--execute", help="Act; without it this is a dry run.")
 yes = typer.Option(False, "--yes", help="Do not ask; required without a TTY.")

@@ -16,10 +16,10 @@ from scripts.checks.verify.database import PgBackRestSource
 from scripts.checks.verify.model import Check, ClientFactory, Status
 from scripts.common import DrctlError, ExitCode, fail, out, print_json
 from scripts.dataops.stack_outputs import pulumi_outputs  # noqa: F401 (the package re-exports it)
-from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import read_stack_config
 
 
-def objectives_of_stack(stack: str, root: Path = ROOT) -> Objectives:
+def objectives_of_stack(stack: str, root: Path | None = None) -> Objectives:
     raw = read_stack_config(stack, root)
     return parse_objectives({k: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}, stack)
 
@@ -74,7 +74,9 @@ def register(app: typer.Typer) -> None:
             "--allow-unknown",
             help="Exit 0 when checks had nothing to measure (UNKNOWN) and none failed.",
         ),
-        project_dir: Path = typer.Option(ROOT, "--project-dir", help="Holds the stack files."),
+        project_dir: Path | None = typer.Option(
+            None, "--project-dir", help="Holds the stack files (default: the current directory)."
+        ),
     ) -> None:
         """Live checks against the objectives; exit 1 when a check fails or is UNKNOWN (0 for
         UNKNOWN with --allow-unknown)."""
