@@ -8,6 +8,8 @@ walks every registered command and fails when one does not keep them):
   context's ``help_option_names``, which every sub-context inherits);
 - boolean flags are shown as flags: Typer's rich help prints a ``<bool>`` type column for them,
   as if they took a value, so their type label is blanked;
+- the inputs every command shares (``--stack``, ``--outputs``, ``--out``, ...) are checked
+  before the command starts (scripts/cli_inputs.py);
 - help reads whole: a docstring's hard line breaks are joined into its paragraphs (Typer's rich
   mode would otherwise keep them mid-sentence), and ``[...]`` in help text is escaped, because
   Rich would take ``[login@]`` for a markup tag and silently drop it.
@@ -21,6 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.markup import escape
+
+from scripts import cli_inputs
 
 SHORT_ALIASES = {"--yes": "-y", "--stack": "-s"}
 _LIST_ITEM = re.compile(r"^\s*(?:[-*]|\d+[.)])\s")
@@ -68,6 +72,7 @@ def apply(root: Any) -> None:
     """Make the tree under ``root`` (a click command, Typer's vendored click or not) keep them."""
     for command in walk(root):
         _flag_help_option(command)
+        cli_inputs.check_first(command)
         if command.help and command is not root:
             command.help = escape(readable(command.help))
         if command.short_help:

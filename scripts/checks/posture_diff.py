@@ -71,7 +71,9 @@ def posture_in(tree: Path, stack: str) -> dict[str, Any] | None:
             f"posture of stack {stack} could not be evaluated in {tree}: {last}",
             ExitCode.PRECONDITION_FAILED,
         )
-    return json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    # {"stacks": [...]} since one shape serves one stack and several; a single object before
+    return document["stacks"][0] if "stacks" in document else document
 
 
 def _dataset(mechanism: str) -> str:
@@ -240,13 +242,9 @@ def posture_diff(rev: str, stacks: list[str], project_dir: Path) -> list[dict[st
 
 def run(rev: str, stacks: list[str], json_output: bool, project_dir: Path) -> None:
     """The ``posture --diff`` command body: print, then exit 1 when the new posture is not met."""
-    try:
-        diffs = posture_diff(rev, stacks, project_dir)
-    except DrctlError as err:
-        progress.print(f"[bold red]error:[/] {err}")
-        raise SystemExit(int(err.code)) from None
+    diffs = posture_diff(rev, stacks, project_dir)  # a DrctlError is the CLI's to report
     if json_output:
-        print_json(diffs[0] if len(diffs) == 1 else diffs)
+        print_json({"diff": rev, "stacks": diffs})  # one shape for one stack and several
     else:
         sys.stdout.write("\n".join(render_markdown(d, rev) for d in diffs))
     if not all(d["met"]["after"] for d in diffs):

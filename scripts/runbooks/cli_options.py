@@ -31,7 +31,7 @@ journal = typer.Option(
     None,
     "--journal",
     help="Keep the journal in this local file; default: the shared journal in the DR-region "
-    "control bucket (a local .drctl/journal file when the stack has none).",
+    "control bucket (a local file in the state directory, --state-dir, when the stack has none).",
 )
 fresh = typer.Option(False, "--fresh", help="Start a new run after a completed one.")
 sample_table = typer.Option(

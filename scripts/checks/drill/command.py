@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 
-from scripts.checks.drill.faults import FAULTS
+from scripts.checks.drill.faults import FAULTS, check_faults
 from scripts.checks.drill.report import check_out_dir, print_table, write_evidence
 from scripts.checks.drill.runner import SCENARIO_NAMES, run_drill
-from scripts.checks.drill.timescale import DEFAULT_TIME_SCALE
+from scripts.checks.drill.timescale import DEFAULT_TIME_SCALE, check_time_scale
 from scripts.common import DrctlError, ExitCode, fail, out, print_json, progress
 
 _SCENARIO_HELP = f"Run only these (repeatable): {', '.join(SCENARIO_NAMES)}."
@@ -81,6 +81,8 @@ def register(app: typer.Typer) -> None:
                     f"--scenario {name!r} is not valid: one of {', '.join(SCENARIO_NAMES)}",
                     ExitCode.INVALID_CONFIG,
                 )
+        check_time_scale(time_scale)  # every argument is checked before --out is created
+        check_faults(inject or (), names)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = out_dir or Path("evidence") / f"drill-{stamp}"
         try:

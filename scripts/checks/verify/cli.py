@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from scripts.checks import verify as package
 from scripts.checks.verify.database import PgBackRestSource
 from scripts.checks.verify.model import Check, ClientFactory, Status
 from scripts.common import DrctlError, ExitCode, fail, out, print_json
+from scripts.dataops.stack_outputs import outputs_file as read_outputs_file
 from scripts.dataops.stack_outputs import pulumi_outputs  # noqa: F401 (the package re-exports it)
 from scripts.local.evaluate import read_stack_config
 
@@ -83,9 +83,7 @@ def register(app: typer.Typer) -> None:
         try:
             objectives = objectives_of_stack(stack, project_dir)
             if outputs_file is not None:
-                if not outputs_file.exists():
-                    fail(f"--outputs {outputs_file}: no such file", ExitCode.INVALID_CONFIG)
-                outputs = json.loads(outputs_file.read_text())
+                outputs = read_outputs_file(outputs_file)
             else:
                 outputs = package.pulumi_outputs(stack)
             database = None
@@ -103,6 +101,13 @@ def register(app: typer.Typer) -> None:
             fail(str(err), ExitCode.INVALID_CONFIG)
         except DrctlError as err:
             fail(str(err), err.code)
+        if boto3.session.Session().get_credentials() is None:
+            # one precondition line, rather than the same NoCredentialsError from every check
+            fail(
+                "no AWS credentials: verify reads the stack's resources in AWS; set AWS_PROFILE "
+                "or run `aws configure` (the checks need read access)",
+                ExitCode.PRECONDITION_FAILED,
+            )
         clients = package.session_clients(lambda region: boto3.session.Session(region_name=region))
         checks = package.run_checks(
             stack, objectives, outputs, clients, database=database, root=project_dir
