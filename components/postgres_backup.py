@@ -75,6 +75,13 @@ PUBLICATION = "platform_dr"
 SUBSCRIPTION = "platform_dr_sub"
 DUMP_PREFIX = "dumps"
 DUMP_ENV_FILE = "/etc/platform-dr/supabase-dump.env"
+# The dump role's password: a root-only pgpass file, handed to the unit as a systemd credential
+# (LoadCredential) and to libpq as PGPASSFILE, so it is never on pg_dump's command line.
+DUMP_PGPASS_FILE = "/etc/platform-dr/supabase-dump.pgpass"
+DUMP_PGPASS_CREDENTIAL = (
+    f"LoadCredential=pgpass:{DUMP_PGPASS_FILE}",
+    "Environment=PGPASSFILE=%d/pgpass",
+)
 GIB = 1024**3
 
 
@@ -233,12 +240,16 @@ def _dump_script(bucket: str, key_arn: str, region: str, kind: str, pct: str) ->
     """pg_dump -Fc streamed straight to S3 under the dump bucket's key; nothing on local disk.
 
     The DSN comes from the environment (PUBLISHER_DSN, in a 0600 EnvironmentFile), never from
-    this text. ``pct`` is how a literal % is written: "%" for systemd (systemd_exec_arg escapes
-    it), "\\%" for cron.
+    this text, and holds no password: pg_dump's arguments are world-readable (ps,
+    /proc/PID/cmdline), so the password comes from the pgpass file (PGPASSFILE) and a DSN with a
+    password is refused before pg_dump starts. ``pct`` is how a literal % is written: "%" for
+    systemd (systemd_exec_arg escapes it), "\\%" for cron.
     """
     stamp = f"$(date -u +{pct}Y-{pct}m-{pct}dT{pct}H{pct}MZ)"
     target = f"s3://{bucket}/{DUMP_PREFIX}/{kind}/{stamp}.dump"
     return (
+        'case "$PUBLISHER_DSN" in *password=*|*://*:*@*) echo "PUBLISHER_DSN must not hold '
+        f'the password (it would show in ps): put it in {DUMP_PGPASS_FILE}" >&2; exit 2;; esac; '
         'pg_dump --format=custom --no-owner --dbname="$PUBLISHER_DSN" | '
         f"aws s3 cp - {target} --region {region} --sse aws:kms --sse-kms-key-id {key_arn}"
     )
@@ -255,7 +266,10 @@ def render_dump_schedule(bucket: str, key_arn: str, region: str) -> dict[str, st
         unit = f"supabase-dump-{job.kind}"
         script = _dump_script(bucket, key_arn, region, job.kind, "%")
         files[f"systemd/{unit}.service"] = _oneshot_service(
-            f"pg_dump -Fc of the Supabase database to S3 ({job.kind})", script, DUMP_ENV_FILE
+            f"pg_dump -Fc of the Supabase database to S3 ({job.kind})",
+            script,
+            DUMP_ENV_FILE,
+            service_extra=DUMP_PGPASS_CREDENTIAL,
         )
         files[f"systemd/{unit}.timer"] = _timer(
             f"Supabase logical dump ({job.kind})", job.on_calendar, "Persistent=true"
@@ -263,6 +277,7 @@ def render_dump_schedule(bucket: str, key_arn: str, region: str) -> dict[str, st
         cron_script = _dump_script(bucket, key_arn, region, job.kind, "\\%")
         cron.append(
             f"{job.cron} postgres set -o pipefail; . {DUMP_ENV_FILE}; export PUBLISHER_DSN; "
+            f"export PGPASSFILE={DUMP_PGPASS_FILE}; "
             f"{cron_script}"
         )
     files["cron.d/supabase-dump"] = "\n".join(cron) + "\n"

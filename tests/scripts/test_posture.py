@@ -113,7 +113,9 @@ def test_missing_evidence_is_unknown_and_fails_unless_allowed(project_copy):
     assert critical["met"] is False and document["evidence"]["status"] == "missing"
     assert any(p.startswith("RTO UNKNOWN") for p in critical["problems"])
     allowed = _posture(project_copy, "-s", "copy", "--allow-unknown")
-    assert allowed.exit_code == 0 and json.loads(allowed.stdout)["stacks"][0]["verdict"] == "unknown"
+    assert (
+        allowed.exit_code == 0 and json.loads(allowed.stdout)["stacks"][0]["verdict"] == "unknown"
+    )
     human = CliRunner().invoke(
         app, ["posture", "-s", "copy", "--allow-unknown", "--project-dir", str(project_copy)]
     )
