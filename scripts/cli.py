@@ -41,8 +41,12 @@ class DrctlGroup(TyperGroup):
         return ctx
 
     def invoke(self, ctx):
-        with cli_errors.boundary(ctx.meta.get("drctl.argv", ())):
-            return super().invoke(ctx)
+        try:
+            with cli_errors.boundary(ctx.meta.get("drctl.argv", ())):
+                return super().invoke(ctx)
+        finally:  # in-process callers (tests, bench) must not inherit this run's directories
+            locations.set_project_dir(None)
+            locations.set_state_dir(None)
 
 
 app = typer.Typer(

@@ -126,9 +126,9 @@ def stack_file(stack: str, root: Path | None = None) -> Path:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise DrctlError(
-            f"no stack {stack!r}: {path.name} is not in {root} (stacks there: "
-            f"{', '.join(stack_names(root)) or 'none'}); run drctl from the project directory "
-            "or pass --project-dir",
+            f"--stack {stack!r}: no stack {stack!r} in {root} ({path.name} not found; stacks "
+            f"there: {', '.join(stack_names(root)) or 'none'}); run drctl from the project "
+            "directory or pass --project-dir",
             ExitCode.INVALID_CONFIG,
         )
     return path

@@ -671,14 +671,9 @@ def _run(action: Callable[[], Any]) -> Any:
 
 
 def _table(title: str, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
-    from rich.table import Table
+    from scripts.tables import print_table  # identifiers folded or on plain lines, never cut
 
-    table = Table(title=title)
-    for h in header:
-        table.add_column(h)
-    for row in rows:
-        table.add_row(*["" if c is None else str(c) for c in row])
-    out.print(table)
+    print_table(title, header, rows)
 
 
 def register(app: typer.Typer) -> None:

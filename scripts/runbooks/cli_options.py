@@ -62,8 +62,8 @@ app_dsn = typer.Option(
 dr_host = typer.Option(
     "local",
     "--dr-host",
-    help="Where the DR database's files are: local, local:USER or ssh://[login@]host"
-    "[?become=USER] (default: this machine, as postgres).",
+    help="Where the DR database's files are: local, local:USER, or ssh://HOST with an optional "
+    "LOGIN@ before HOST and ?become=USER after it (default: this machine, as postgres).",
 )
 dr_data_dir = typer.Option(
     "/var/lib/postgresql/15/main", "--dr-data-dir", help="Data directory on the DR host."
