@@ -20,6 +20,9 @@ from scripts.common import DrctlError, ExitCode
 JSON_OBJECT_FILES = ("--outputs", "--source-outputs", "--evidence")
 OUTPUT_DIRECTORIES = ("--out", "--cache")
 OUTPUT_FILES = ("--journal",)
+# Commands that may run where the project is not (a database host): given this option, a stack
+# file that is absent is fine (one that is present is still checked).
+STACK_FILE_OPTIONAL_WITH = {"render": "--outputs"}
 
 
 def json_object_file(path: Path, option: str) -> dict[str, Any]:
@@ -58,12 +61,24 @@ def _values(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def _stack_file_present(stack: str, root: Any) -> bool:
+    try:
+        locations.stack_file(stack, root)
+    except DrctlError:
+        return False
+    return True
+
+
 def check(command: Any, kwargs: dict[str, Any]) -> None:
     """The checks, in the order an operator would want to hear about them."""
     names = _param_names(command)
     root = kwargs.get("project_dir") or None
     if "--stack" in names:
+        optional_with = STACK_FILE_OPTIONAL_WITH.get(command.name)
+        optional = optional_with is not None and kwargs.get(names[optional_with]) is not None
         for stack in _values(kwargs.get(names["--stack"])):
+            if optional and not _stack_file_present(stack, root):
+                continue
             locations.read_stack_config(stack, root)
     for option in JSON_OBJECT_FILES:
         for path in _values(kwargs.get(names.get(option, ""))):

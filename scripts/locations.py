@@ -188,22 +188,27 @@ def writable_output(path: Path, what: str = "--out", directory: bool = True) -> 
     itself, when it exists, a directory for ``directory`` outputs or a writable file otherwise).
     """
     path = Path(path)
+    kind = "a writable directory" if directory else "a writable file"
+
+    def refuse(why: str) -> DrctlError:
+        return DrctlError(
+            f"{what} {str(path)!r} is not {kind} ({why}); nothing was started",
+            ExitCode.INVALID_CONFIG,
+        )
+
     if path.exists():
         if directory and not path.is_dir():
-            raise DrctlError(
-                f"{what} {str(path)!r} is a file, not a directory", ExitCode.INVALID_CONFIG
-            )
+            raise refuse("it is a file")
         if not directory and path.is_dir():
-            raise DrctlError(f"{what} {str(path)!r} is a directory", ExitCode.INVALID_CONFIG)
+            raise refuse("it is a directory")
         if not os.access(path, os.W_OK | (os.X_OK if directory else 0)):
-            raise DrctlError(f"{what} {str(path)!r} is not writable", ExitCode.INVALID_CONFIG)
+            raise refuse("permission denied")
         return path
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise DrctlError(
-            f"{what} {str(path)!r} cannot be created: {parent} is not a writable directory",
-            ExitCode.INVALID_CONFIG,
-        )
+    if not parent.is_dir():
+        raise refuse(f"{parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise refuse(f"{parent} is not writable")
     return path

@@ -55,6 +55,7 @@ def posture_in(tree: Path, stack: str) -> dict[str, Any] | None:
         return None
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    env.pop("DRCTL_PROJECT_DIR", None)  # each side reads its own tree's stack files (cwd)
     result = subprocess.run(
         [sys.executable, "-m", "scripts.cli", "posture", "--stack", stack, "--json"],
         cwd=tree,

@@ -89,8 +89,8 @@ def stack_is_example(stack: str, root: Path | None = None) -> bool:
 
     try:
         config = read_stack_config(stack, root)
-    except FileNotFoundError:
-        return False  # the stack file lives elsewhere; its outputs are what count
+    except (FileNotFoundError, DrctlError):
+        return False  # no project here (a database host): the stack's outputs are what count
     value = config.get("platform-dr:example")
     return value is True or str(value).strip().lower() == "true"
 
