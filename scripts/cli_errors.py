@@ -131,6 +131,10 @@ def boundary(argv: Sequence[str]) -> Iterator[None]:
         report(failure.message, failure.exit_code, argv, printed=True)
     except SystemExit:
         raise  # a command's own verdict (e.g. 1: an objective is not met)
+    except UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # `drctl config`: the help was printed
+            raise SystemExit(int(ExitCode.INVALID_CONFIG)) from None
+        report(*_classify(err), argv)
     except BaseException as err:  # noqa: B036 (KeyboardInterrupt too: one line and 130)
         known = _classify(err)
         if known is None:
