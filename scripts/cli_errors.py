@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import typer
+import yaml
+from botocore import exceptions as boto
 
 from scripts.common import DrctlError, ExitCode, Failure, print_error, print_json
 
@@ -72,20 +74,12 @@ def _classify(err: BaseException) -> tuple[str, ExitCode] | None:
         )
     if isinstance(err, _PATH_ERRORS):
         return f"{err.filename or ''}: {err.strerror or err}", ExitCode.INVALID_CONFIG
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover (a dependency)
-        yaml = None
-    if yaml is not None and isinstance(err, yaml.YAMLError):
+    if isinstance(err, yaml.YAMLError):
         return f"not valid YAML: {err}", ExitCode.INVALID_CONFIG
     return None
 
 
 def _classify_aws(err: BaseException) -> tuple[str, ExitCode] | None:
-    try:
-        from botocore import exceptions as boto
-    except ImportError:  # pragma: no cover (a dependency)
-        return None
     credentials = (
         boto.NoCredentialsError,
         boto.PartialCredentialsError,
