@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import time
 
 import pytest
@@ -14,6 +15,9 @@ from scripts.local.evaluate import Evaluation, evaluate_stack
 # passes only because the machine happens to be on UTC.
 os.environ.setdefault("TZ", "America/St_Johns")
 time.tzset()
+# drctl's local state (journals, the audit cache: scripts/locations.py) goes to a throwaway
+# directory, never the tester's ~/.local/state/drctl.
+os.environ.setdefault("DRCTL_STATE_DIR", tempfile.mkdtemp(prefix="drctl-test-state-"))
 
 
 @functools.cache
