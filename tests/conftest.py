@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 import time
 
@@ -17,7 +19,9 @@ os.environ.setdefault("TZ", "America/St_Johns")
 time.tzset()
 # drctl's local state (journals, the audit cache: scripts/locations.py) goes to a throwaway
 # directory, never the tester's ~/.local/state/drctl.
-os.environ.setdefault("DRCTL_STATE_DIR", tempfile.mkdtemp(prefix="drctl-test-state-"))
+if "DRCTL_STATE_DIR" not in os.environ:
+    os.environ["DRCTL_STATE_DIR"] = tempfile.mkdtemp(prefix="drctl-test-state-")
+    atexit.register(shutil.rmtree, os.environ["DRCTL_STATE_DIR"], True)
 
 
 @functools.cache
