@@ -86,11 +86,12 @@ JSON_COMMANDS = sorted(c for c, cmd in leaf_commands().items() if "--json" in op
 
 
 def test_the_matrix_covers_every_command():
-    leaves = set(leaf_commands())
-    assert set(STACK_COMMANDS) | {"drill", "config import"} == leaves
-    assert {"failover", "failback", "rebuild", "recover", "verify"} <= set(OUTPUTS_COMMANDS) | {
-        "rebuild"
-    }
+    """Every command takes --stack (and so every stack case) except these two, which have their
+    own cases below; a new command without --stack must be added to them deliberately."""
+    assert set(leaf_commands()) - set(STACK_COMMANDS) == {"drill", "config import"}
+    assert {"failover", "failback", "recover", "verify", "audit replication"} <= set(
+        OUTPUTS_COMMANDS
+    )
 
 
 @pytest.mark.parametrize("command", STACK_COMMANDS)
