@@ -40,6 +40,17 @@ from components.pgbackrest_config import (
     render_secret_conf,
 )
 from scripts.common import DrctlError, ExitCode, progress
+from scripts.dataops.long_work import (
+    PARTIAL_MARKER,
+    Deadline,
+    WorkTimeout,
+    can_delta,
+    clear_directory,
+    partial_hint,
+    partial_record,
+)
+from scripts.dataops.pgbackrest_progress import FileMeterFeed, ReplayWatch, run_streaming
+from scripts.dataops.progress_meter import Meter, NullMeter
 from scripts.local.postgres import (
     PG_BIN,
     LocalPgError,
@@ -215,21 +226,59 @@ class PgBackRest:
             )
         return proc.stdout
 
+    def run_long(
+        self,
+        command: str,
+        *options: str,
+        deadline: Deadline,
+        meter: Meter | None = None,
+        total_bytes: int | None = None,
+    ) -> None:
+        """Run a long pgbackrest command (backup, restore) under ``deadline``, feeding ``meter``
+        from pgBackRest's per-file detail lines. Ctrl-C and the deadline stop pgBackRest first."""
+        argv = self._argv(command, *options, "--log-level-console=detail")
+        feed = FileMeterFeed(meter or NullMeter(), total_bytes)
+        try:
+            code, stderr = run_streaming(
+                argv, deadline=deadline, on_line=feed, what=f"pgbackrest {command}"
+            )
+        except FileNotFoundError:
+            require_binaries()
+            raise
+        if code != 0:
+            raise DrctlError(
+                f"pgbackrest {command} (stanza {self.stanza}) failed with exit {code}: "
+                f"{_pgbackrest_error(stderr)}",
+                ExitCode.STEP_FAILED,
+            )
+
     def stanza_create(self) -> None:
         self.run("stanza-create")
 
     def check(self) -> None:
         self.run("check")
 
-    def backup(self, backup_type: str = "full", repo: int | None = None) -> dict[str, Any]:
-        """One backup to one repo (default repo1); returns that backup's info entry."""
+    def backup(
+        self,
+        backup_type: str = "full",
+        repo: int | None = None,
+        *,
+        deadline: Deadline | None = None,
+        meter: Meter | None = None,
+    ) -> dict[str, Any]:
+        """One backup to one repo (default repo1); returns that backup's info entry.
+
+        Without ``deadline`` the runner's ``timeout_s`` bounds it."""
         if backup_type not in BACKUP_TYPES:
             raise DrctlError(
                 f"--type {backup_type!r} is not valid: one of {', '.join(BACKUP_TYPES)}",
                 ExitCode.INVALID_CONFIG,
             )
         repo = self._check_repo(repo or 1)
-        self.run("backup", f"--type={backup_type}", f"--repo={repo}")
+        deadline = deadline or Deadline(self.timeout_s, "the runner's timeout")
+        self.run_long(
+            "backup", f"--type={backup_type}", f"--repo={repo}", deadline=deadline, meter=meter
+        )
         backups = self.backups(repo)
         if not backups:
             raise DrctlError(f"pgbackrest reported success but repo{repo} lists no backup")
@@ -302,8 +351,14 @@ class PgBackRest:
 
     # -- restore -------------------------------------------------------------------------------
 
-    def check_restore_target(self, to: str | Path) -> Path:
-        """Refuse any target but a new or empty directory that no cluster runs from."""
+    def check_restore_target(
+        self, to: str | Path, *, resume: bool = False, resume_command: str | None = None
+    ) -> Path:
+        """Refuse any target but a new or empty directory that no cluster runs from.
+
+        A directory drctl marked partial is accepted with ``resume``; without it the refusal says
+        how to resume (``resume_command``) or remove it, instead of a bare "not empty".
+        """
         target = Path(to).resolve()
         if self.pg_path and target == self.pg_path.resolve():
             raise DrctlError(
@@ -319,9 +374,14 @@ class PgBackRest:
             )
         if target.exists() and not target.is_dir():
             raise DrctlError(f"--to {target} exists and is not a directory", ExitCode.REFUSED)
-        if target.exists() and any(target.iterdir()):
+        partial = partial_record(target) if target.exists() else None
+        if partial is not None and not resume:
+            hint = resume_command or "rerun the same restore with --resume"
+            raise DrctlError(partial_hint(target, partial, hint), ExitCode.REFUSED)
+        if partial is None and target.exists() and any(target.iterdir()):
             raise DrctlError(
-                f"--to {target} is not empty; restore only into a new or empty directory",
+                f"--to {target} is not empty and holds no partial restore of drctl "
+                f"({PARTIAL_MARKER}); restore only into a new or empty directory",
                 ExitCode.REFUSED,
             )
         return target
@@ -334,14 +394,21 @@ class PgBackRest:
         *,
         backup_set: str | None = None,
         archive_mode_off: bool = True,
+        resume: bool = False,
+        deadline: Deadline | None = None,
+        meter: Meter | None = None,
+        total_bytes: int | None = None,
     ) -> Path:
         """Restore into the new directory ``to`` (files only; ``recover`` replays and verifies).
 
         ``target_time`` None restores to the end of the archive. ``backup_set`` pins the base
         backup (a label from ``backups``); default pgBackRest's choice. The copy gets
         ``--target-action=promote`` so it opens read-write once the target is reached.
+        ``resume`` continues a directory marked partial (pgBackRest ``--delta`` keeps the files
+        that match the backup). A failed restore removes a directory it created; a timed-out or
+        interrupted one is left for the caller to mark partial.
         """
-        target = self.check_restore_target(to)
+        target = self.check_restore_target(to, resume=resume)
         options = [f"--pg1-path={target}"]
         if repo:
             options.append(f"--repo={self._check_repo(repo)}")
@@ -356,15 +423,26 @@ class PgBackRest:
         if archive_mode_off:
             # The copy must not push its new timeline into the production repositories.
             options.append("--archive-mode=off")
+        if partial_record(target) is not None:
+            if can_delta(target):
+                options.append("--delta")
+            else:
+                clear_directory(target)  # stopped before pgBackRest wrote anything checkable
         created = not target.exists()
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
         chown_to_postgres(target)
+        deadline = deadline or Deadline(self.timeout_s, "the runner's timeout")
         try:
-            self.run("restore", *options)
+            self.run_long(
+                "restore", *options, deadline=deadline, meter=meter, total_bytes=total_bytes
+            )
+        except WorkTimeout:
+            raise
         except DrctlError:
             if created:
                 shutil.rmtree(target, ignore_errors=True)
             raise
+        (target / PARTIAL_MARKER).unlink(missing_ok=True)  # --delta removes it too
         return target
 
     def recover(
@@ -374,49 +452,50 @@ class PgBackRest:
         timeout_s: float = 600,
         *,
         expect_wal: str | None = "info",
+        deadline: Deadline | None = None,
+        meter: Meter | None = None,
     ) -> RecoveryResult:
         """Start the restored copy privately, let it replay to the target, verify, stop it.
 
         Raises DrctlError when Postgres ends recovery before the target (missing or corrupt WAL)
-        or recovery does not finish in ``timeout_s``. For ``latest`` (no target time) running out
-        of WAL is how recovery ends, so a gap in the archive would end it early without an error:
-        the copy must have replayed at least ``expect_wal``, by default the newest archived
-        segment ``pgbackrest info`` reports before recovery starts (None: do not check).
+        and WorkTimeout when recovery does not finish within ``deadline`` (default
+        ``timeout_s``). For ``latest`` (no target time) running out of WAL is how recovery ends,
+        so a gap in the archive would end it early without an error: the copy must have replayed
+        at least ``expect_wal``, by default the newest archived segment ``pgbackrest info``
+        reports before recovery starts (None: do not check). ``meter`` follows the replay LSN
+        against the end of the newest archived segment.
         """
         data_dir = Path(data_dir)
-        if target_time is None and expect_wal == "info":
-            expect_wal = self.newest_archived_wal()
+        deadline = deadline or Deadline(timeout_s, "the runner's replay timeout")
+        newest = None
+        if expect_wal == "info":
+            if target_time is None:
+                newest = expect_wal = self.newest_archived_wal()
+            elif meter is not None:
+                with contextlib.suppress(DrctlError):  # only the meter's scale depends on it
+                    newest = self.newest_archived_wal()
         run_dir = Path(tempfile.mkdtemp(prefix="drctl-recover-"))
         chown_to_postgres(run_dir)
         log = run_dir / "recovery.log"
         port = free_port()
         # Private port and socket, no log collector (the log must reach our file), no archiving.
-        # hot_standby=off: otherwise pg_ctl -w returns as soon as the copy accepts read-only
-        # connections, long before replay reaches the target.
+        # hot_standby=on lets the replay LSN be read once the copy is consistent; pg_ctl does not
+        # wait (-W), since it would return at that point, long before replay reaches the target.
         server_opts = (
             f"-c port={port} -c listen_addresses='' -c unix_socket_directories='{run_dir}' "
-            "-c logging_collector=off -c archive_mode=off -c hot_standby=off"
+            "-c logging_collector=off -c archive_mode=off -c hot_standby=on"
         )
+        watch = ReplayWatch(meter, data_dir, run_dir, port, newest)
         started = time.monotonic()
         try:
             proc = run_as_postgres(
-                [
-                    PG_BIN / "pg_ctl",
-                    "-D",
-                    data_dir,
-                    "-l",
-                    log,
-                    "-o",
-                    server_opts,
-                    "-w",
-                    "-t",
-                    str(int(timeout_s)),
-                    "start",
-                ],
+                [PG_BIN / "pg_ctl", "-D", data_dir, "-l", log, "-o", server_opts, "-W", "start"],
                 check=False,
-                timeout=timeout_s + 30,
+                timeout=120,
             )
-            text = _wait_for_end_of_recovery(log, data_dir, started + timeout_s)
+            text = _wait_for_end_of_recovery(log, data_dir, deadline, watch)
+            if text is None:
+                raise deadline.timeout_error(f"WAL replay of {data_dir}")
             elapsed = time.monotonic() - started
             result = analyse_recovery_log(text, data_dir, target_time, elapsed)
             if target_time is None and expect_wal:
@@ -426,9 +505,10 @@ class PgBackRest:
                     result.reached_target, result.short_of_archive = False, True
             if proc.returncode != 0 or not result.reached_target:
                 raise DrctlError(recovery_failure_message(result, proc.returncode))
+            watch.finish()
             return result
         finally:
-            with contextlib.suppress(LocalPgError, OSError):
+            with contextlib.suppress(LocalPgError, OSError, subprocess.SubprocessError):
                 run_as_postgres(
                     [PG_BIN / "pg_ctl", "-D", data_dir, "-m", "fast", "-w", "stop"],
                     check=False,
@@ -440,18 +520,30 @@ class PgBackRest:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _wait_for_end_of_recovery(log: Path, data_dir: Path, deadline: float) -> str:
-    """Server log once recovery is over: promoted and open, or the server gave up and exited."""
-    text = ""
-    while time.monotonic() < deadline:
+def _wait_for_end_of_recovery(
+    log: Path, data_dir: Path, deadline: Deadline, watch: ReplayWatch
+) -> str | None:
+    """Server log once recovery is over (promoted and open, or the server gave up and exited);
+    None when the deadline came first."""
+    pid_file = data_dir / "postmaster.pid"
+    seen_running = False
+    next_poll = 0.0
+    while not deadline.expired():
         text = log.read_text(errors="replace") if log.exists() else ""
         if "database system is ready to accept connections" in text:
             return text
-        if not _pid_file_alive(data_dir / "postmaster.pid"):
+        alive = _pid_file_alive(pid_file)
+        seen_running = seen_running or alive
+        # pg_ctl -W returns before the postmaster writes its pid file: not running yet is not
+        # "exited" unless the server said why it stopped.
+        if not alive and (seen_running or "FATAL" in text or "PANIC" in text):
             time.sleep(0.1)  # let the last lines reach the file
             return log.read_text(errors="replace") if log.exists() else text
+        if time.monotonic() >= next_poll:
+            watch.poll(text)
+            next_poll = time.monotonic() + 1.0
         time.sleep(0.05)
-    return text
+    return None
 
 
 def format_target(when: datetime) -> str:
