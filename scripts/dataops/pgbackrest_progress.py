@@ -4,7 +4,8 @@ themselves, under a deadline and a Ctrl-C that leaves no process behind.
 - **Files.** pgBackRest 2.45 has no progress API for a restore (``pgbackrest info`` reports a
   running *backup*'s progress only), but with ``--log-level-console=detail`` it prints one line
   per file with the share of the whole copy done so far:
-  ``P01 DETAIL: restore file /data/base/5/16384 (8KB, 12.34%) checksum ...``. Those lines drive
+  ``P01 DETAIL: restore file /data/base/5/16384 (8KB, 12.34%) checksum ...`` (a backup's lines
+  read ``backup file ... (bundle 2/80, 8KB, 0.07%)``). Those lines drive
   the meter; nothing else of pgBackRest's output is echoed (its option line is long and noisy).
 - **Replay.** Before the copy is consistent, Postgres logs each segment it restores from the
   archive; once it accepts read-only connections, ``pg_last_wal_replay_lsn()`` is exact. Both
@@ -35,8 +36,9 @@ WAL_SEGMENT_BYTES = 16 * 1024 * 1024
 POLL_S = 0.5
 STOP_GRACE_S = 30.0
 
+# "(8KB, 12.34%)", "(bundle 2/80, 8KB, 0.07%)": the last figure is the share of the whole copy.
 FILE_PROGRESS = re.compile(
-    r"\b(?:restore|backup) file (?P<path>\S+).*?\((?:[0-9.]+[KMGTP]?B, )?(?P<pct>[0-9.]+)%\)"
+    r"\b(?:restore|backup) file (?P<path>\S+).*?\((?:[^()%]*, )?(?P<pct>[0-9.]+)%\)"
 )
 RESTORED_SEGMENT = re.compile(r'restored log file "(?P<seg>[0-9A-F]{24})" from archive')
 READ_ONLY_READY = "database system is ready to accept read-only connections"
