@@ -475,13 +475,3 @@ def describe(objectives: Objectives) -> str:
             f"  {validation_window_hours(objectives, cls):>27}"
         )
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from components.objectives import parse_objectives
-    from scripts.local.evaluate import read_stack_config
-
-    stack = sys.argv[1] if len(sys.argv) > 1 else "prod"
-    print(describe(parse_objectives(read_stack_config(stack), stack)))
