@@ -30,6 +30,7 @@ from pathlib import Path
 
 from scripts.dataops.long_work import Deadline
 from scripts.dataops.progress_meter import Meter, NullMeter
+from scripts.dataops.recovery_log import segment_number
 from scripts.local.postgres import PG_BIN, as_postgres, run_as_postgres
 
 WAL_SEGMENT_BYTES = 16 * 1024 * 1024
@@ -57,7 +58,7 @@ def format_lsn(position: int) -> str:
 
 def segment_start_lsn(segment: str) -> int:
     """Position of the first byte of a WAL segment (16 MiB segments, timeline ignored)."""
-    return (int(segment[8:16], 16) * 0x100 + int(segment[16:24], 16)) * WAL_SEGMENT_BYTES
+    return segment_number(segment) * WAL_SEGMENT_BYTES
 
 
 def file_progress(line: str) -> tuple[float, str] | None:
