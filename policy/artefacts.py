@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 PGBACKREST_CONF = "pgbackrest/pgbackrest.conf"
-REARM_PREFIX = "rearm/"  # components/pgbackrest_config.py REARM_DIR
+REARM_PREFIX = "rearm/"  # components/pgbackrest_schedule.py REARM_DIR
 GOVERNOR_CONFIG = "platform-dr/primary/rpo_governor.json"  # components/pg_host_agents.py
 GOVERNOR_UNIT = "systemd/platform-dr-rpo-governor.service"
 POSTGRESQL_PREFIX = "postgresql/"

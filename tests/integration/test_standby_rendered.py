@@ -34,11 +34,11 @@ from components.pgbackrest_config import (
     rearm_settings,
     render_pgbackrest_conf,
     render_postgres_conf,
-    render_rearm,
     render_secret_conf,
     restore_command,
     s3_settings,
 )
+from components.pgbackrest_schedule import render_rearm
 from components.postgres_backup import REPLICATION_ROLE, cipher_secret_name, slot_name
 from scripts.dataops.hosts import DbNode
 from scripts.dataops.lag import ArchiveProbe
