@@ -452,7 +452,7 @@ class BackupPlan(pulumi.ComponentResource):
 
 
 def describe(objectives: Objectives) -> str:
-    """The derivation as a plain-text table (`python -m components.backup_plan prod`)."""
+    """The derivation as a plain-text table (`python -m scripts.describe backup-plan prod`)."""
     lock = vault_lock_settings(objectives)
     lines = [
         f"vault lock: {lock.mode}, retention {lock.min_retention_days}-"
