@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,22 +18,12 @@ import pytest
 from scripts.common import ExitCode
 from scripts.dataops import backup as backup_cli
 from scripts.dataops.long_work import PARTIAL_MARKER, Deadline, WorkTimeout
-from scripts.local.postgres import chown_to_postgres
 from tests.integration.test_pgbackrest import drctl
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DRCTL = Path(sys.executable).with_name("drctl")
-
-
-@pytest.fixture
-def new_dir():
-    parent = Path(tempfile.mkdtemp(prefix="drctl-partial-"))
-    parent.chmod(0o755)
-    chown_to_postgres(parent)
-    yield parent / "restored"
-    shutil.rmtree(parent, ignore_errors=True)
 
 
 def _with_rows(env, rows: int = 300_000) -> None:
