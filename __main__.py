@@ -12,6 +12,7 @@ from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs, load_config_recording
 from components.contacts import load_contacts
 from components.database_settings import database_secret, load_database_settings
+from components.deployment_guard import refuse_example_deployment, running_on_real_engine
 from components.dr_network import load_primary_network, rebuild_primary_network
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
 from components.failover_control import FailoverControl, FailoverControlArgs, journal_key
@@ -33,6 +34,9 @@ try:
     primary_network = load_primary_network(objectives, dr_settings.vpc_cidr)
     catalogue = load_catalogue(objectives, [*app_config.api_keys, *app_config.integrations])
     contacts = load_contacts()
+    refuse_example_deployment(
+        objectives, real_engine=running_on_real_engine(), preview=pulumi.runtime.is_dry_run()
+    )
 except ConfigError as err:
     # One short paragraph naming the key, never a traceback: the same text drctl posture prints.
     print(f"error: {err}", file=sys.stderr)

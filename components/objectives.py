@@ -226,7 +226,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "boolean",
         False,
         "Marks an example stack: reserved example names (.example) are accepted and drctl "
-        "render marks its files as examples. Never true on a stack you deploy.",
+        "render marks its files as examples. A real engine previews it with a warning and refuses "
+        "to update it.",
     ),
     # App secrets and config (components/secrets_backup.py parses these). Secret values are
     # never here: they are `platform-dr-secrets:<name>` secret config.
