@@ -37,6 +37,9 @@ class FailoverPlan:
         one.
     unarchived_bound_s: self-managed; the declared bound on writes a lost primary never archived.
     artefacts: the rendered host files (``databaseArtefacts``), for the re-arm step.
+    status_page / communication: the ``statusPage`` and ``communication`` outputs (the page's
+        copies, the team and stakeholder topics) that failover publishes to; None when the
+        stack declares none (then failover publishes nothing and says so).
     """
 
     stack: str
@@ -67,6 +70,8 @@ class FailoverPlan:
     unarchived_bound_s: int | None = None
     primary_security_group_ids: tuple[str, ...] = ()
     artefacts: Mapping[str, str] = field(default_factory=dict)
+    status_page: Mapping[str, Any] | None = None
+    communication: Mapping[str, Any] | None = None
 
     @property
     def active_region_parameter(self) -> str:
@@ -141,6 +146,8 @@ def load_plan(stack: str, outputs: Mapping[str, Any], root: Path = ROOT) -> Fail
         unarchived_bound_s=(worst_case_rpo_s(objectives) if backend == "self-managed" else None),
         primary_security_group_ids=tuple(database.get("primarySecurityGroupIds") or ()),
         artefacts=dict(outputs.get("databaseArtefacts") or {}),
+        status_page=outputs.get("statusPage") or None,
+        communication=outputs.get("communication") or None,
     )
 
 

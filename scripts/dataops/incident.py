@@ -14,6 +14,19 @@ went where (for the runbook's journal): never a message body, never a secret.
 | escalation       |                       | page at level n         |              |            |
 | resolved         | resolved / monitoring | incident-resolved       | resolved     |            |
 
+``drctl failover`` (scripts/runbooks/failover_comms.py) moves only the database, so only the
+services that depend on it go down on the page:
+
+| event           | users (page)                     | team                    | stakeholders |
+|-----------------|----------------------------------|-------------------------|--------------|
+| failover opened | database services: recovering    | failover-opened, page 0 | incident     |
+| step done       | a plain-words update             | failover-step           |              |
+| step failed     | recovery delayed (investigating) | failover-failed         |              |
+| service back    | operational; monitoring          | failover-step           |              |
+| resolved        | resolved                         | failover-resolved       | resolved     |
+
+(and media: the holding statement when the failover opens)
+
 A failed delivery never stops the recovery: it is recorded (``ok: false``) and the runbook goes on.
 """
 
@@ -41,6 +54,17 @@ def fmt_elapsed(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def dsn_secrets(*dsns: str | None) -> list[str]:
+    """Each DSN given and its password: what messages must be scrubbed of."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    found: list[str] = []
+    for dsn in dsns:
+        if dsn:
+            found += [dsn, str(conninfo_to_dict(dsn).get("password") or "")]
+    return [s for s in found if s]
 
 
 class IncidentPublisher:
@@ -222,5 +246,93 @@ class IncidentPublisher:
             self._users("tier-result", "monitoring", **values)
         messages: list = []
         self._send(messages, "team", "incident-resolved", **values)
+        self._send(messages, "stakeholders", "incident-resolved", **values)
+        return self._record(messages)
+
+    # -- a database failover (drctl failover) ------------------------------------------------
+
+    def failover_opened(
+        self,
+        incident_id: str,
+        started_at: dt.datetime,
+        deadline: str,
+        rto_s: int,
+        affected: Sequence[Service],
+    ) -> dict[str, Any]:
+        """The incident opens with the services that need the database recovering."""
+        self.incident_id, self.started_at = incident_id, iso(started_at)
+        values = {
+            "deadline": label(deadline),
+            "services": ", ".join(s.title for s in affected) or "none",
+            "tier_rto": format_duration(rto_s),
+        }
+        text = self._message("users", "failover-opened", **values).body
+        self.board.open_incident(
+            incident_id,
+            "Service disruption: moving our database",
+            text,
+            started_at,
+            affected=[s.name for s in affected],
+        )
+        for service in affected:
+            self.board.set_status(service.name, "recovering", self.clock(), deadline)
+        messages: list = []
+        self._send(messages, "team", "failover-opened", **values)
+        self._send(messages, "team", "page", level=0, step="database failover", **values)
+        self._send(messages, "stakeholders", "incident-opened", **values)
+        self._send(messages, "media", "holding-statement", **values)
+        return self._record(messages)
+
+    def _failover_update(
+        self, users_event: str, status: str, team_event: str, elapsed_s: float, **values: Any
+    ) -> dict[str, Any]:
+        values["elapsed"] = fmt_elapsed(elapsed_s)
+        if "deadline" in values:
+            values["deadline"] = label(values["deadline"])
+        self._users(users_event, status, **values)
+        messages: list = []
+        self._send(messages, "team", team_event, **values)
+        return self._record(messages)
+
+    def failover_step(
+        self, step: str, elapsed_s: float, users_text: str, deadline: str
+    ) -> dict[str, Any]:
+        return self._failover_update(
+            "failover-step",
+            "recovering",
+            "failover-step",
+            elapsed_s,
+            step=step,
+            summary=users_text,
+            deadline=deadline,
+        )
+
+    def failover_failed(
+        self, step: str, elapsed_s: float, detail: str, deadline: str
+    ) -> dict[str, Any]:
+        return self._failover_update(
+            "failover-failed",
+            "investigating",
+            "failover-failed",
+            elapsed_s,
+            step=step,
+            detail=detail,
+            deadline=deadline,
+        )
+
+    def failover_service_back(
+        self, step: str, elapsed_s: float, users_text: str, affected: Sequence[Service]
+    ) -> dict[str, Any]:
+        for service in affected:
+            self.board.set_status(service.name, "operational", self.clock())
+        return self._failover_update(
+            "failover-back", "monitoring", "failover-step", elapsed_s, step=step, summary=users_text
+        )
+
+    def failover_resolved(self, elapsed_s: float, summary: str) -> dict[str, Any]:
+        values = {"elapsed": fmt_elapsed(elapsed_s), "summary": summary}
+        self._users("incident-resolved", "resolved", **values)
+        messages: list = []
+        self._send(messages, "team", "failover-resolved", **values)
         self._send(messages, "stakeholders", "incident-resolved", **values)
         return self._record(messages)

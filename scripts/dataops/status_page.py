@@ -16,7 +16,7 @@ import datetime as dt
 import html
 import json
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,11 +110,20 @@ class StatusBoard:
         service.status = status
         service.expected_by = expected_by if status != "operational" else None
 
-    def open_incident(self, incident_id: str, title: str, text: str, now: dt.datetime) -> None:
+    def open_incident(
+        self,
+        incident_id: str,
+        title: str,
+        text: str,
+        now: dt.datetime,
+        affected: Iterable[str] | None = None,
+    ) -> None:
+        """Open (or continue) the incident; ``affected`` services (default all) go down."""
         if self.incident is None or self.incident.id != incident_id:
             self.incident = Incident(incident_id, title, "investigating", iso(now))
+        down = None if affected is None else set(affected)
         for service in self.services:
-            if service.status == "operational":
+            if service.status == "operational" and (down is None or service.name in down):
                 self.set_status(service.name, "outage", now)
         self.add_update("investigating", text, now)
 

@@ -214,6 +214,21 @@ def declared(
     return evaluate_stack(stack, config=config, secret_keys=tuple(secret_keys))
 
 
+def drill_contacts(receiver: WebhookReceiver, tokens: Mapping[str, str]) -> dict[str, Any]:
+    """Contacts config whose every endpoint is ``receiver``, one path per audience with its
+    token in it (as a paging service's or chat relay's URL carries one): on-call level 0
+    (``pager/``), the team chat (``chat/``), stakeholders (``board/``) and media (``press/``).
+    ``tokens``: level0, chat, board, press."""
+    return {
+        "oncall": [{"https": receiver.url(f"pager/{tokens['level0']}")}],
+        "team": [{"https": receiver.url(f"chat/{tokens['chat']}")}],
+        "stakeholders": [
+            {"https": receiver.url(f"board/{tokens['board']}"), "audiences": ["stakeholders"]},
+            {"https": receiver.url(f"press/{tokens['press']}"), "audiences": ["media"]},
+        ],
+    }
+
+
 def _versioned_bucket(s3: Any, name: str, region: str) -> None:
     kwargs: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":
@@ -255,6 +270,12 @@ def seed(
         "HostedZone"
     ]["Id"].split("/")[-1]
     outputs["drStandby"]["zoneId"] = zone_id
+    return seed_communication(aws, evaluation, outputs)
+
+
+def seed_communication(aws: Any, evaluation: Evaluation, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Create the status page's copies and the team and stakeholder topics with their declared
+    subscriptions; ``outputs`` gets moto's topic ARNs in place of the mocks'."""
     for copy_region, bucket in outputs["statusPage"]["bucketNames"].items():
         _versioned_bucket(aws.client("s3", copy_region), bucket, copy_region)
     topic_arns: dict[str, str] = {}

@@ -23,8 +23,10 @@ In the spec's order (Assess, Isolate, Restore/promote, Validate, Resume):
    repositories, checks, takes a full backup and turns its timers on (scripts/runbooks/rearm.py).
    The RTO ends at validate; re-arm has its own duration in the report.
 
-The journal is shared: an S3 object in the DR-region control bucket (scripts/runbooks/journal.py)
-that any operator on any machine resumes; ``--journal FILE`` keeps it local instead.
+With the stack's status page and topics in its outputs, each step is published (an
+``open-incident`` step first; scripts/runbooks/failover_comms.py). The journal is shared: an S3
+object in the DR-region control bucket (scripts/runbooks/journal.py) that any operator on any
+machine resumes; ``--journal FILE`` keeps it local instead.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from scripts.dataops.failover_plan import (
     read_outputs,
 )
 from scripts.dataops.hosts import DbNode
+from scripts.dataops.incident import dsn_secrets
 from scripts.dataops.lag import (
     ArchiveProbe,
     LagReading,
@@ -83,6 +86,7 @@ from scripts.dataops.lag import (
 )
 from scripts.runbooks import fencing
 from scripts.runbooks.engine import Runbook, RunContext, RunReport, Step, run_command
+from scripts.runbooks.failover_comms import announced, incident_publisher
 from scripts.runbooks.journal import JournalStore, S3Journal
 from scripts.runbooks.rearm import rearm
 
@@ -372,9 +376,12 @@ def run_failover(
     archive: ArchiveProbe | None = None,
     catch_up_timeout_s: float = 30,
     fence_poll_s: float = 0.5,
+    publish: bool = True,
 ) -> RunReport:
     """The failover runbook. ``journal``: a local file path or a store; default the shared
-    journal in the control bucket (a local file when the stack has none)."""
+    journal in the control bucket (a local file when the stack has none). ``publish``: update
+    the status page and notify through the stack's topics at each step (failover_comms.py),
+    when the outputs declare them."""
     steps = failover_steps(
         plan,
         aws,
@@ -388,6 +395,9 @@ def run_failover(
         archive=archive,
         fence_poll_s=fence_poll_s,
     )
+    if publish:
+        secrets = dsn_secrets(dsns.primary, dsns.standby, dsns.app)
+        steps = announced(steps, plan, incident_publisher(plan, aws, secrets))
     store = journal if journal is not None else default_journal(plan, aws, "failover")
     book = Runbook("failover", plan.stack, steps, journal=store)
     return book.run(

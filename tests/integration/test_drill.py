@@ -27,6 +27,7 @@ from scripts.checks.drill.runner import SCENARIO_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 PARALLEL = 3
+PRIORITY_FAULT_SCALE = 600
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +67,10 @@ def runs(tmp_path_factory) -> dict[str, Run]:
         commands[fault.name] = _drill(
             root / fault.name, "--scenario", fault.scenario, "--inject", fault.name
         )
+        if fault.scenario == "priority-rebuild":
+            # Its faults make a tier wait for its deadline: at 1/600 that is the critical
+            # tier's 6 s and the important tier's 24 s (144 s at the default 1/100).
+            commands[fault.name] += ["--time-scale", str(PRIORITY_FAULT_SCALE)]
     commands["archive-timeout-beyond-rpo"] = [
         sys.executable,
         "-m",
@@ -117,6 +122,15 @@ def test_steps_are_timed_from_the_failure_instant(runs):
         assert all(t["end_s"] >= t["start_s"] for t in steps)
         recovery = [t["end_s"] for t in steps if t["phase"] not in ("setup", "load", "verify")]
         service = [t["end_s"] for t in steps if t["phase"] in ("service", "validate")]
+        if s["tiers"]:
+            # The region rebuild's RTO is its critical tier's: until that tier's last service
+            # answered its health check, inside the tier's validate step.
+            assert s["rto_s"] == s["tiers"][0]["elapsed_s"]
+            critical = next(
+                t for t in steps if t["name"].endswith("Tier critical: validate health")
+            )
+            assert critical["start_s"] <= s["rto_s"] <= critical["end_s"] + 0.001
+            continue
         # RTO ends when the service is back (the app may get in while a tool is still exiting).
         assert s["rto_s"] == pytest.approx(max(service), abs=0.001)
         assert s["rto_s"] <= max(recovery) + 0.001
@@ -277,3 +291,91 @@ def test_an_archive_timeout_beyond_the_rpo_is_not_met(runs):
     s = run.scenario("database-corruption")
     assert s["met"] is False and s["data_verified"] is True
     assert s["rpo_s"] > s["objectives"]["rpo_s"]
+
+
+# -- region rebuild in priority order -----------------------------------------------------------
+
+
+def test_the_region_rebuild_reports_each_tier_against_its_own_rto(runs):
+    s = runs["healthy"].scenario("priority-rebuild")
+    assert [t["tier"] for t in s["tiers"]] == ["critical", "important", "enhanced", "optional"]
+    # prod's tier RTOs (1 h, 4 h, 24 h, 24 h) on a time scale of 100.
+    assert [t["rto_s"] for t in s["tiers"]] == [36, 144, 864, 864]
+    assert [t["declared_rto_s"] for t in s["tiers"]] == [3600, 14400, 86400, 86400]
+    elapsed = [t["elapsed_s"] for t in s["tiers"]]
+    assert all(t["met"] for t in s["tiers"]) and elapsed == sorted(elapsed)  # in tier order
+    assert sum(len(t["services"]) for t in s["tiers"]) >= 3
+    checks = {c["name"]: c for c in s["checks"]}
+    assert all(c["ok"] for c in checks.values()), checks
+    for name in (
+        "status page: incident opened with every service down",
+        "status page: tiers started in order",
+        "status page: final state matches the health checks",
+        "notified: pager (level 0)",
+        "notified: media",
+        "no secret in any message, page or journal",
+    ):
+        assert name in checks
+    phases = {t["phase"] for t in s["steps"]}
+    assert {"assess", "restore", "dns", "validate", "verify"} <= phases
+    markdown = (runs["healthy"].out_dir / "report.md").read_text()
+    assert "| critical | 36 s (≙ 1h) |" in markdown
+
+
+def _priority(run: Run) -> dict:
+    s = run.scenario("priority-rebuild")
+    assert s["met"] is False and run.record["time_scale"] == PRIORITY_FAULT_SCALE
+    return s
+
+
+def _tiers(s: dict) -> dict:
+    return {t["tier"]: t for t in s["tiers"]}
+
+
+def _failed_checks(s: dict) -> set[str]:
+    return {c["name"] for c in s["checks"] if not c["ok"]}
+
+
+def test_an_unhealthy_critical_service_fails_its_tier_and_the_next_waits_for_the_deadline(runs):
+    s = _priority(runs["unhealthy-service"])
+    tiers = _tiers(s)
+    assert tiers["critical"]["met"] is False and tiers["critical"]["elapsed_s"] is None
+    assert s["rto_s"] is None and tiers["important"]["met"] is True
+    started = next(t for t in s["steps"] if t["name"].endswith("Tier important (RTO 4h): start"))
+    assert started["end_s"] >= tiers["critical"]["rto_s"]  # it waited for the deadline
+
+
+def test_a_slow_tier_misses_its_own_rto_while_the_critical_tier_is_met(runs):
+    s = _priority(runs["slow-tier"])
+    tiers = _tiers(s)
+    assert tiers["critical"]["met"] is True and tiers["important"]["met"] is False
+    assert any(r.startswith("tier important NOT met") for r in s["not_met_because"])
+
+
+def test_a_lost_dataset_copy_stops_its_services_and_fails_the_data_check(runs):
+    s = _priority(runs["missing-dependency"])
+    assert _tiers(s)["important"]["met"] is False
+    assert s["data_verified"] is False and s["data"]["missing"] > 0
+    assert all(k.startswith("user-assets/") for k in s["data"]["examples"]["missing"])
+
+
+def test_an_unwritable_status_page_fails_only_the_page_check(runs):
+    s = _priority(runs["status-page-down"])
+    assert all(t["met"] for t in s["tiers"]) and s["data_verified"]
+    assert _failed_checks(s) == {"status page published"}
+
+
+def test_a_receiver_that_is_down_fails_every_audience_check(runs):
+    s = _priority(runs["receiver-down"])
+    assert all(t["met"] for t in s["tiers"]) and s["data_verified"]
+    failed = _failed_checks(s)
+    assert {"notified: team chat", "notified: pager (level 0)", "notified: media"} <= failed
+    assert "no secret in any message, page or journal" not in failed
+
+
+def test_a_token_pasted_into_a_template_is_caught_as_a_leaked_secret(runs):
+    s = _priority(runs["secret-in-template"])
+    assert all(t["met"] for t in s["tiers"])
+    leak = next(c for c in s["checks"] if c["name"] == "no secret in any message, page or journal")
+    assert leak["ok"] is False and "level0" in leak["detail"]
+    assert "drill-level0-" not in json.dumps(s["evidence"])  # named, never its value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from scripts.local.recovery_platform import WebhookReceiver
 from tests.scripts.dr_cloud import MotoCloud
 
 
@@ -13,3 +14,11 @@ def moto():
     cloud = MotoCloud()
     yield cloud
     cloud.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """A webhook receiver on 127.0.0.1 (chat relay, pager, stakeholders) for one test module."""
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()

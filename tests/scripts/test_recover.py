@@ -25,7 +25,7 @@ from components.services import SERVICES_NAMESPACE
 from scripts.cli import app
 from scripts.common import DrctlError, ExitCode
 from scripts.local.evaluate import ROOT, read_stack_config
-from scripts.local.recovery_platform import StandInService, WebhookReceiver, declared, seed
+from scripts.local.recovery_platform import StandInService, declared, seed
 from scripts.runbooks.recover import RecoverOptions, load_target, run_recover
 
 REGION, PRIMARY = "us-west-2", "us-east-1"
@@ -39,13 +39,6 @@ OVERRIDES = {
 }
 TOKENS = ("tok-level0-AAAA", "tok-level1-BBBB", "tok-chat-CCCC", "tok-board-DDDD", "tok-press-EEEE")
 DSN = "postgresql://app:pw-Hunter2-XYZ@127.0.0.1:1/app"
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,47 @@ FAULTS: tuple[Fault, ...] = (
         "the backup bucket is created without object lock",
         "the attacker's deletes of backup versions succeed: data not verified",
     ),
+    Fault(
+        "unhealthy-service",
+        "priority-rebuild",
+        "the first critical service's health endpoint answers 500 however long it runs",
+        "the critical tier is not healthy by its deadline (tier NOT met); the next tier starts "
+        "only once that deadline has passed",
+    ),
+    Fault(
+        "slow-tier",
+        "priority-rebuild",
+        "the important tier's services take 1.5 x that tier's scaled RTO to warm up",
+        "the important tier exceeds its RTO while the critical tier stays met",
+    ),
+    Fault(
+        "missing-dependency",
+        "priority-rebuild",
+        "the DR-region copy of the user-assets dataset is lost (every version, then the bucket) "
+        "at the failure",
+        "the services that need it never start (tier NOT met) and its objects are missing: "
+        "data not verified",
+    ),
+    Fault(
+        "status-page-down",
+        "priority-rebuild",
+        "no copy of the status page can be written (all three buckets are gone)",
+        "no version of the page was published: the status-page check fails; the services "
+        "still come back",
+    ),
+    Fault(
+        "receiver-down",
+        "priority-rebuild",
+        "the webhook receiver behind the chat relay, pager, board and press subscriptions is down",
+        "no audience was told: the notification checks fail; the services still come back",
+    ),
+    Fault(
+        "secret-in-template",
+        "priority-rebuild",
+        "the team's incident-opened template has the level-0 pager's webhook URL (token "
+        "included) pasted into it by hand",
+        "the token reaches the team's chat and pager messages: the no-secret check fails",
+    ),
 )
 FAULT_NAMES = tuple(f.name for f in FAULTS)
 _BY_NAME = {f.name: f for f in FAULTS}

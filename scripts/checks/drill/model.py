@@ -10,7 +10,7 @@ Scenario record (``ScenarioResult.to_record``), headline fields first:
 
 - ``name``, ``title``, ``data_class``, ``dataset``: what was broken.
 - ``met``: true only when ``data_verified`` and both measured figures are within the scaled
-  objectives and no step failed.
+  objectives and no step failed (and, where a scenario has them, every tier and check is met).
 - ``data_verified``: the exact data check passed (``data``).
 - ``rpo_s``: failure instant minus the acknowledgement time of the newest acknowledged write
   (before the failure) that came back; ``null`` when none came back.
@@ -26,6 +26,11 @@ Scenario record (``ScenarioResult.to_record``), headline fields first:
 - ``steps``: ``[{"name", "phase", "start_s", "end_s", "duration_s"}]`` in start order; ``phase``
   is one of ``PHASES``.
 - ``faults``: the injected faults that targeted this scenario.
+- ``tiers`` (priority-rebuild): per restoration tier ``{"tier", "met", "healthy", "elapsed_s",
+  "rto_s", "declared_rto_s", "services"}``: the time from the failure instant until the tier's
+  last service answered its health check, against that tier's own scaled RTO; empty elsewhere.
+- ``checks`` (priority-rebuild): further named verdicts ``{"name", "ok", "detail"}`` (the status
+  page at each step, each audience's notifications, no secret in any message); empty elsewhere.
 - ``error``: why the scenario stopped, or ``null``; ``evidence``: raw figures per scenario.
 """
 
@@ -151,6 +156,8 @@ class ScenarioResult:
     faults: list[str] = field(default_factory=list)
     error: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    tiers: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def finish(self) -> None:
         self.data_verified = bool(self.data and self.data.verified)
@@ -159,6 +166,8 @@ class ScenarioResult:
             and self.data_verified
             and within(self.rpo_s, self.rpo_objective_s)
             and within(self.rto_s, self.rto_objective_s)
+            and all(t["met"] for t in self.tiers)
+            and all(c["ok"] for c in self.checks)
         )
 
     def reasons(self) -> list[str]:
@@ -182,6 +191,15 @@ class ScenarioResult:
                 if self.rto_s is None
                 else f"RTO {self.rto_s:.3f} s > {self.rto_objective_s:g} s"
             )
+        for tier in self.tiers:
+            if not tier["met"]:
+                shown = (
+                    "not healthy by its deadline"
+                    if tier["elapsed_s"] is None
+                    else f"{tier['elapsed_s']:.3f} s > {tier['rto_s']:g} s"
+                )
+                found.append(f"tier {tier['tier']} NOT met: {shown}")
+        found += [f"{c['name']}: {c['detail']}" for c in self.checks if not c["ok"]]
         return found
 
     def to_record(self) -> dict[str, Any]:
@@ -209,6 +227,8 @@ class ScenarioResult:
             "steps": [s.to_record() for s in sorted(self.steps, key=lambda s: s.start_s)],
             "faults": self.faults,
             "error": self.error,
+            "tiers": self.tiers,
+            "checks": self.checks,
             "evidence": self.evidence,
         }
 

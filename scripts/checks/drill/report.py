@@ -89,6 +89,7 @@ def render_markdown(report: DrillReport) -> str:
                 lines.append(f"- {kind}: {', '.join(keys)}")
         if s.error:
             lines.append(f"- **Error**: {s.error}")
+        lines += _tier_lines(rec)
         if rec["steps"]:
             lines += [
                 "",
@@ -103,6 +104,26 @@ def render_markdown(report: DrillReport) -> str:
         if s.evidence:
             lines += ["", "```json", json.dumps(s.evidence, indent=2, default=str), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _tier_lines(rec: dict[str, Any]) -> list[str]:
+    """Per-tier RTO and the named checks (the region rebuild in priority order)."""
+    lines = []
+    if rec["tiers"]:
+        lines += ["", "| tier | RTO objective | measured | met |", "|---|---|---|---|"]
+        lines += [
+            f"| {t['tier']} | {_objective(t['rto_s'], t['declared_rto_s'])} | "
+            f"{fmt_s(t['elapsed_s']) if t['healthy'] else 'not healthy'} | "
+            f"{'yes' if t['met'] else '**NO**'} |"
+            for t in rec["tiers"]
+        ]
+    if rec["checks"]:
+        lines.append("")
+        lines += [
+            f"- {'ok' if c['ok'] else '**NOT ok**'}: {c['name']} ({c['detail']})"
+            for c in rec["checks"]
+        ]
+    return lines
 
 
 def _mechanism_lines(mech: dict[str, Any]) -> list[str]:

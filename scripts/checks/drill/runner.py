@@ -21,6 +21,7 @@ from scripts.checks.drill.objects import scenario_accidental_deletion, scenario_
 from scripts.checks.drill.outage import scenario_outage
 from scripts.checks.drill.pitr import scenario_human_error
 from scripts.checks.drill.platform import STACK, DrillContext
+from scripts.checks.drill.priority_rebuild import scenario_priority_rebuild
 from scripts.checks.drill.restore import scenario_database_corruption
 from scripts.checks.drill.timescale import (
     DEFAULT_TIME_SCALE,
@@ -107,6 +108,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         needs_postgres=False,
         run=scenario_accidental_deletion,
     ),
+    Scenario(
+        "priority-rebuild",
+        "Region rebuild in priority order",
+        "critical",
+        "services",
+        "the primary region is lost: every service is down; the DR region holds the data",
+        "drctl recover: page on-call, preflight, then tier by tier (critical, important, "
+        "enhanced, optional) verify each service's data, switch its DNS record and check its "
+        "health endpoint; the status page and the team, stakeholder and media topics are "
+        "updated at each step",
+        needs_aws=True,
+        needs_postgres=True,
+        run=scenario_priority_rebuild,
+    ),
 )
 SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 
@@ -126,6 +141,9 @@ SIMULATED = (
     "recovery point (the observer; recovery never reads it)",
     "repo2's backup files are mirrored into a moto bucket for the runbook's DR-backup check, and "
     "the DR secret is a standalone copy (moto has no StopReplicationToReplica)",
+    "priority-rebuild: each service is a local HTTP server whose /healthz answers once it is "
+    "warm; the status page's CloudFront edge is a local proxy over its bucket copies; SNS "
+    "delivers to a local webhook receiver (moto posts HTTP subscriptions; email is not sent)",
 )
 
 

@@ -40,8 +40,8 @@ import typer
 
 from components.services import Service
 from scripts.common import DrctlError, ExitCode, fail, out, print_json
-from scripts.dataops.incident import IncidentPublisher, fmt_elapsed
-from scripts.dataops.notify import Notifier
+from scripts.dataops.incident import IncidentPublisher, dsn_secrets, fmt_elapsed
+from scripts.dataops.notify import Notifier, Templates
 from scripts.dataops.services import DependencyChecker, HttpClient, UrllibClient
 from scripts.dataops.status_page import StatusPageWriter
 from scripts.runbooks.engine import Runbook, RunContext, RunReport, emit, journal_path
@@ -96,6 +96,7 @@ def run_recover(
     health_url: Callable[[Service], str] | None = None,
     rebuild_preflight: Callable[[RunContext], Mapping[str, Any]] | None = None,
     secrets: tuple[str, ...] = (),
+    templates: Templates | None = None,
     journal: str | Path | None = None,
     fresh: bool = False,
 ) -> RecoverResult:
@@ -121,11 +122,7 @@ def run_recover(
         )
         return RecoverResult(plan, report)
     resolved = dict(outputs() if callable(outputs) else (outputs or {}))
-    scrub_also = [*secrets]
-    if database_dsn:
-        from psycopg.conninfo import conninfo_to_dict
-
-        scrub_also += [database_dsn, str(conninfo_to_dict(database_dsn).get("password") or "")]
+    scrub_also = [*secrets, *dsn_secrets(database_dsn)]
     page = StatusPageWriter(aws, resolved["statusPage"]) if resolved.get("statusPage") else None
     notifier = Notifier(aws, resolved["communication"]) if resolved.get("communication") else None
     publisher = IncidentPublisher(
@@ -134,6 +131,7 @@ def run_recover(
         catalogue=target.catalogue,
         page=page,
         notifier=notifier,
+        templates=templates,
         secrets=scrub_also,
     )
     escalation = Escalation(notifier.escalation_levels if notifier else 0, publisher)
