@@ -211,8 +211,9 @@ def _parse_as_of(value: str | None) -> dt.datetime | None:
 
 
 def _batch_target(stack: str | None, outputs_file: Path | None, bucket: str):
-    from scripts.checks.audit.command import load_outputs
     from scripts.dataops.bulk_recovery import batch_target
+    from scripts.dataops.stack_outputs import outputs_file as read_outputs
+    from scripts.dataops.stack_outputs import pulumi_outputs
 
     if stack is None and outputs_file is None:
         raise DrctlError(
@@ -221,7 +222,8 @@ def _batch_target(stack: str | None, outputs_file: Path | None, bucket: str):
             "to loop",
             ExitCode.INVALID_CONFIG,
         )
-    return batch_target(load_outputs(stack or "prod", outputs_file), bucket)
+    outputs = read_outputs(outputs_file) if outputs_file else pulumi_outputs(stack or "prod")
+    return batch_target(outputs, bucket)
 
 
 def _apply_bulk(plan: RecoveryPlan, target: Any, s3: Any, wait_s: float) -> dict[str, Any]:

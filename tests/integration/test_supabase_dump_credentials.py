@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from components import postgres_backup as pb
+from components import postgres_jobs as pb
 from scripts.local.postgres import PG_BIN, LocalCluster
 
 pytestmark = pytest.mark.integration
