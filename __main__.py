@@ -11,6 +11,7 @@ import pulumi_postgresql as postgresql
 from components.alerts import AlertTopics, AlertTopicsArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs, load_config_recording
 from components.contacts import load_contacts
+from components.database_settings import database_secret, load_database_settings
 from components.deployment_guard import refuse_example_deployment, running_on_real_engine
 from components.dr_network import load_primary_network, rebuild_primary_network
 from components.dr_standby import DrStandby, DrStandbyArgs, StandbyDatabase, load_dr_settings
@@ -18,12 +19,7 @@ from components.failover_control import FailoverControl, FailoverControlArgs, jo
 from components.inventory import InventoriedDataset, ObjectInventory, ObjectInventoryArgs
 from components.notification_topics import NotificationTopics, NotificationTopicsArgs
 from components.objectives import ConfigError, ObjectivesRecord, load_objectives
-from components.postgres_backup import (
-    PostgresBackup,
-    PostgresBackupArgs,
-    database_secret,
-    load_database_settings,
-)
+from components.postgres_backup import PostgresBackup, PostgresBackupArgs
 from components.replicated_bucket import ReplicatedBucket, ReplicatedBucketArgs
 from components.secrets_backup import SecretsBackup, load_settings, secrets_backup_args
 from components.services import DATASETS, load_catalogue

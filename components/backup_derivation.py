@@ -92,7 +92,7 @@ def audit_hours(seconds: int) -> int:
 
     AWS's controls only take whole hours; rounding up means a 15-minute objective is audited at
     one hour, so the finer objective has to be covered by another mechanism;
-    ``policy.rules.backup_coverage`` names the declared one (continuous backup, S3 RTC, WAL)."""
+    ``policy.backup_coverage`` names the declared one (continuous backup, S3 RTC, WAL)."""
     return max(1, math.ceil(seconds / HOUR))
 
 

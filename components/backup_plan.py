@@ -452,7 +452,7 @@ class BackupPlan(pulumi.ComponentResource):
 
 
 def describe(objectives: Objectives) -> str:
-    """The derivation as a plain-text table (`python -m components.backup_plan prod`)."""
+    """The derivation as a plain-text table (`python -m scripts.describe backup-plan prod`)."""
     lock = vault_lock_settings(objectives)
     lines = [
         f"vault lock: {lock.mode}, retention {lock.min_retention_days}-"
@@ -475,13 +475,3 @@ def describe(objectives: Objectives) -> str:
             f"  {validation_window_hours(objectives, cls):>27}"
         )
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from components.objectives import parse_objectives
-    from scripts.local.evaluate import read_stack_config
-
-    stack = sys.argv[1] if len(sys.argv) > 1 else "prod"
-    print(describe(parse_objectives(read_stack_config(stack), stack)))

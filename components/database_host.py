@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from components import pg_host_agents as agents
 from components import pgbackrest_config as pgbr
+from components import pgbackrest_schedule
 from components.failover_control import lease_access_policy
 from components.objectives import Objectives, class_tags
 
@@ -156,12 +157,12 @@ def render_self_managed(
         kms_key_ids={regions.primary: repo1_key, regions.dr: repo2_key},
         pg_path=pg_path,
     )
-    files = pgbr.render_all(objectives, settings)
+    files = pgbackrest_schedule.render_all(objectives, settings)
     if rearm_repo:
         region, bucket, key = rearm_repo
         dr = settings.repo(2)
         new = replace(dr, region=region, bucket=bucket, kms_key_id=key, endpoint="")
-        files |= pgbr.render_rearm(objectives, pgbr.rearm_settings(settings, new))
+        files |= pgbackrest_schedule.render_rearm(objectives, pgbr.rearm_settings(settings, new))
     template = pgbr.render_secret_conf(settings, {r.index: "\0" for r in settings.repos})
     files |= agents.render_host_agents(
         objectives,

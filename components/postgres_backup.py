@@ -27,8 +27,6 @@ pulumi-postgresql providers are never built here (house rule): the caller passes
 from __future__ import annotations
 
 import json
-import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,6 +36,13 @@ import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
 from components import pgbackrest_config as pgbr
+from components.database_derivation import (
+    dump_lock_days,
+    rds_identifier,
+    rds_retention_days,
+    repo_lock_days,
+    s3_kms_policy,
+)
 from components.database_host import (  # noqa: F401 (cipher_secret_name: this module's API too)
     cipher_secret_name,
     declare_host_protection,
@@ -45,21 +50,25 @@ from components.database_host import (  # noqa: F401 (cipher_secret_name: this m
     self_managed_paths,
     slot_name,
 )
+from components.database_settings import GIB, check_rds_windows, check_rearm_region
 from components.iam import service_trust_policy
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import (
-    AWS_REGIONS,
-    DAY,
     ConfigError,
     Objectives,
     Regions,
     class_tags,
     format_duration,
 )
+from components.postgres_jobs import (
+    DUMP_PREFIX,
+    LAG_METRIC,
+    LAG_NAMESPACE,
+    render_dump_schedule,
+    render_subscription_monitor,
+)
 from components.replicated_bucket import ObjectLock, ReplicatedBucket, ReplicatedBucketArgs
-from components.systemd_units import oneshot_service as _oneshot_service
 from components.systemd_units import systemd_exec_arg  # noqa: F401 (part of this module's API)
-from components.systemd_units import timer as _timer
 
 DATASET = "database"
 RDS_ENGINE_VERSION = "16"
@@ -68,14 +77,10 @@ RDS_LOG_EXPORTS = ("postgresql", "upgrade")
 # "Restoring a DB instance to a specified time").
 RDS_LOG_UPLOAD_S = 300
 # The spec's "7-day point-in-time recovery": RDS keeps at least that even if pitrWindowDays is less.
-SPEC_MIN_PITR_DAYS = 7
 REPLICATION_ROLE = "dr_replicator"
 MONITORING_ROLE = "dr_monitor"
 PUBLICATION = "platform_dr"
 SUBSCRIPTION = "platform_dr_sub"
-DUMP_PREFIX = "dumps"
-DUMP_ENV_FILE = "/etc/platform-dr/supabase-dump.env"
-GIB = 1024**3
 
 
 @dataclass
@@ -149,177 +154,6 @@ class PostgresBackupArgs:
     database: str = "postgres"
     database_bytes: int = 100 * GIB
     wal_bytes_per_hour: int = 2 * GIB
-
-
-# -- pure helpers (tested directly) -------------------------------------------------------------
-
-
-def rds_identifier(objectives: Objectives) -> str:
-    return f"platform-dr-{objectives.stack}".lower()
-
-
-def rds_retention_days(objectives: Objectives) -> int:
-    """Automated-backup retention: the PITR window, never under the spec's 7 days."""
-    return max(SPEC_MIN_PITR_DAYS, objectives.pitr_window_days)
-
-
-def repo_lock_days(objectives: Objectives) -> int:
-    """Object lock on repository objects: the PITR window plus one full-backup cycle.
-
-    The oldest object a restore inside the window needs is the full before the window's start,
-    at most one full interval older than the window. Locking that long means nobody, not even a
-    stolen host credential, can remove what a PITR restore needs; longer would lock backups
-    pgBackRest has already expired.
-    """
-    return objectives.pitr_window_days + -(-objectives.schedule.full_s // DAY)
-
-
-def dump_lock_days(objectives: Objectives) -> int:
-    """Logical dumps are locked for the PITR window plus the monthly archive interval."""
-    return objectives.pitr_window_days + -(-objectives.schedule.archive_s // DAY)
-
-
-def s3_kms_policy(
-    buckets: Sequence[str],
-    keys: Sequence[str],
-    prefix: str,
-    *,
-    delete: bool,
-) -> str:
-    """IAM policy JSON: exactly these buckets under ``prefix``, exactly these keys, no wildcard
-    actions. ``delete`` is for pgBackRest's expire; the dump writer never deletes."""
-    object_actions = ["s3:GetObject", "s3:PutObject"]
-    if delete:
-        object_actions.append("s3:DeleteObject")
-    statements = [
-        {
-            "Sid": "ListRepository",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": sorted(buckets),
-            "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
-        },
-        {
-            "Sid": "ReadWriteRepository",
-            "Effect": "Allow",
-            "Action": object_actions,
-            "Resource": sorted(f"{b}/{prefix}/*" for b in buckets),
-        },
-        {
-            # SSE-KMS: GenerateDataKey to write, Decrypt to read and to finish multipart uploads.
-            "Sid": "UseRepositoryKeys",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": sorted(keys),
-        },
-    ]
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class DumpJob:
-    kind: str  # daily | monthly
-    on_calendar: str
-    cron: str
-
-
-DUMP_JOBS = (
-    DumpJob("daily", "*-*-* 02:15:00 UTC", "15 2 * * *"),
-    DumpJob("monthly", "*-*-01 02:45:00 UTC", "45 2 1 * *"),
-)
-
-
-def _dump_script(bucket: str, key_arn: str, region: str, kind: str, pct: str) -> str:
-    """pg_dump -Fc streamed straight to S3 under the dump bucket's key; nothing on local disk.
-
-    The DSN comes from the environment (PUBLISHER_DSN, in a 0600 EnvironmentFile), never from
-    this text. ``pct`` is how a literal % is written: "%" for systemd (systemd_exec_arg escapes
-    it), "\\%" for cron.
-    """
-    stamp = f"$(date -u +{pct}Y-{pct}m-{pct}dT{pct}H{pct}MZ)"
-    target = f"s3://{bucket}/{DUMP_PREFIX}/{kind}/{stamp}.dump"
-    return (
-        'pg_dump --format=custom --no-owner --dbname="$PUBLISHER_DSN" | '
-        f"aws s3 cp - {target} --region {region} --sse aws:kms --sse-kms-key-id {key_arn}"
-    )
-
-
-def render_dump_schedule(bucket: str, key_arn: str, region: str) -> dict[str, str]:
-    """{relative path: text}: systemd service+timer per dump kind, and the equivalent cron.d."""
-    files: dict[str, str] = {}
-    cron = [
-        "# Rendered by components/postgres_backup.py: logical dumps of the Supabase database.",
-        "SHELL=/bin/bash",
-    ]
-    for job in DUMP_JOBS:
-        unit = f"supabase-dump-{job.kind}"
-        script = _dump_script(bucket, key_arn, region, job.kind, "%")
-        files[f"systemd/{unit}.service"] = _oneshot_service(
-            f"pg_dump -Fc of the Supabase database to S3 ({job.kind})", script, DUMP_ENV_FILE
-        )
-        files[f"systemd/{unit}.timer"] = _timer(
-            f"Supabase logical dump ({job.kind})", job.on_calendar, "Persistent=true"
-        )
-        cron_script = _dump_script(bucket, key_arn, region, job.kind, "\\%")
-        cron.append(
-            f"{job.cron} postgres set -o pipefail; . {DUMP_ENV_FILE}; export PUBLISHER_DSN; "
-            f"{cron_script}"
-        )
-    files["cron.d/supabase-dump"] = "\n".join(cron) + "\n"
-    return files
-
-
-# The subscriber's lag as a CloudWatch metric: the alarm on it is what bounds a region loss.
-LAG_NAMESPACE = "platform-dr"
-LAG_METRIC = "SubscriptionLagSeconds"
-LAG_UNIT = "subscription-lag-monitor"
-
-
-def subscription_lag_sql(subscription: str) -> str:
-    """Seconds since the publisher's last position the subscriber has caught up to.
-
-    latest_end_time is the send time of the last keepalive the apply worker processed: messages
-    are applied in order, so while the worker is behind (or stopped) this age grows; idle, the
-    worker pings the publisher every wal_receiver_timeout/2, so it stays under about 30 s (plus
-    any clock skew between the two hosts: the time is the publisher's). Only
-    the main apply worker's row (relid null) with a running worker counts: no row, no number.
-    """
-    name = subscription.replace("'", "''")
-    return (
-        "select round(extract(epoch from now() - latest_end_time)::numeric, 1) "
-        f"from pg_stat_subscription where subname = '{name}' and relid is null "
-        "and pid is not null and latest_end_time is not null"
-    )
-
-
-def _lag_script(subscription: str, dbname: str, region: str) -> str:
-    # Nothing is published when the query gives no number: missing data is what the alarm
-    # treats as breaching, so a stopped worker or a dead monitor pages like a lag would.
-    sql = subscription_lag_sql(subscription)
-    return (
-        f"lag=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -d {shlex.quote(dbname)} "
-        f'-c "{sql}") && [ -n "$lag" ] && '
-        f"aws cloudwatch put-metric-data --region {region} --namespace {LAG_NAMESPACE} "
-        f"--metric-name {LAG_METRIC} --dimensions Subscription={subscription} "
-        '--unit Seconds --value "$lag"'
-    )
-
-
-def render_subscription_monitor(subscription: str, dbname: str, region: str) -> dict[str, str]:
-    """{relative path: text}: a service+timer that publishes the subscription's lag every minute.
-
-    Runs on the DR subscriber host as postgres (local socket; PGHOST/PGPORT if set), with the
-    host's instance profile, into ``region`` (the DR region, where the alarm is).
-    """
-    script = _lag_script(subscription, dbname, region)
-    return {
-        f"systemd/{LAG_UNIT}.service": _oneshot_service(
-            f"publish the lag of subscription {subscription} to CloudWatch", script
-        ),
-        f"systemd/{LAG_UNIT}.timer": _timer(
-            f"subscription {subscription} lag, every minute", "minutely", "AccuracySec=5s"
-        ),
-    }
 
 
 # -- the component -------------------------------------------------------------------------------
@@ -725,51 +559,6 @@ class PostgresBackup(pulumi.ComponentResource):
         return iam_role, profile
 
 
-_HHMM = r"([01]\d|2[0-3]):([0-5]\d)"
-_BACKUP_WINDOW = re.compile(rf"^{_HHMM}-{_HHMM}$")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_MAINTENANCE_WINDOW = re.compile(rf"^({'|'.join(_DAYS)}):{_HHMM}-({'|'.join(_DAYS)}):{_HHMM}$")
-WEEK_MIN = 7 * 24 * 60
-
-
-def _week_minutes(day: str, hh: str, mm: str) -> int:
-    return _DAYS.index(day) * 1440 + int(hh) * 60 + int(mm)
-
-
-def check_rds_windows(backup_window: str, maintenance_window: str) -> None:
-    """RDS rejects a malformed window, a backup window under 30 minutes and overlapping windows;
-    say so before anything is declared instead of failing mid-deploy."""
-    backup = _BACKUP_WINDOW.match(backup_window)
-    if not backup:
-        raise ConfigError("backupWindow", backup_window, "hh:mm-hh:mm in UTC, e.g. 03:00-03:30")
-    start = int(backup[1]) * 60 + int(backup[2])
-    end = int(backup[3]) * 60 + int(backup[4])
-    length = (end - start) % 1440
-    if length < 30:
-        raise ConfigError("backupWindow", backup_window, "at least 30 minutes long")
-    maint = _MAINTENANCE_WINDOW.match(maintenance_window.lower())
-    if not maint:
-        raise ConfigError(
-            "maintenanceWindow",
-            maintenance_window,
-            "ddd:hh:mm-ddd:hh:mm in UTC, e.g. sun:04:00-sun:04:30",
-        )
-    m_start = _week_minutes(*maint.groups()[0:3])
-    m_end = _week_minutes(*maint.groups()[3:6])
-    m_length = (m_end - m_start) % WEEK_MIN
-    # The backup window recurs daily; the two overlap if any daily occurrence meets it.
-    for day in range(7):
-        b_start = day * 1440 + start
-        for offset in (-WEEK_MIN, 0, WEEK_MIN):
-            a0, a1 = b_start + offset, b_start + offset + length
-            if a0 < m_start + m_length and m_start < a1:
-                raise ConfigError(
-                    "maintenanceWindow",
-                    maintenance_window,
-                    f"a window that does not overlap the daily backup window {backup_window}",
-                )
-
-
 def _validate(args: PostgresBackupArgs) -> None:
     """Raise before any resource is declared: a half-declared database is worse than none."""
     backend = args.objectives.db_backend
@@ -798,191 +587,10 @@ def _validate(args: PostgresBackupArgs) -> None:
     if backend == "self-managed":
         # Fails early (ConfigError naming criticalRpo) if WAL archiving cannot meet the RPO.
         pgbr.archive_timing(args.objectives)
-        _check_rearm_region(args.rearm_region, args.objectives)
+        check_rearm_region(args.rearm_region, args.objectives)
         if None in (args.lease_bucket, args.lease_bucket_arn, args.lease_key_arn):
             raise ConfigError(
                 "lease_bucket",
                 None,
                 "the FailoverControl bucket (name, ARN, key ARN) whose lease the fence guards hold",
             )
-
-
-# -- stack config (keys in objectives.CONFIG_KEYS and Pulumi.yaml; secrets in their namespace) ---
-
-SECRETS_NAMESPACE = "platform-dr-db"
-SECRET_KEYS = ("password", "drPassword", "replicationPassword")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_PROJECT_REF = re.compile(r"^[a-z]{20}$")
-_RDS_ID = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,62}(?<!-)$")
-_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    """Non-secret database config. Defaults let a stack evaluate without any real database.
-
-    host / port / username: the primary Postgres pulumi-postgresql connects to (the self-managed
-        primary, or db.<ref>.supabase.co); default localhost / 5432 / postgres.
-    dr_host: the DR-region Postgres that subscribes (supabase backend); default localhost.
-    supabase_project_ref: the hosted project, for ``drctl supabase check``; default "".
-    rds_instance_class / rds_adopt_instance_id / rearm_region: see PostgresBackupArgs.
-    size_bytes / wal_bytes_per_hour: ``dbSize`` / ``dbWalRate``; default 100GB / 2GB/h.
-    Passwords are secret config in the ``platform-dr-db`` namespace (``pulumi config set
-    --secret platform-dr-db:password ...``): password, drPassword, replicationPassword.
-    """
-
-    host: str = "localhost"
-    port: int = 5432
-    username: str = "postgres"
-    dr_host: str = "localhost"
-    supabase_project_ref: str = ""
-    rds_instance_class: str = "db.r6g.large"
-    rds_adopt_instance_id: str = ""
-    rearm_region: str = ""
-    size_bytes: int = 100 * GIB
-    wal_bytes_per_hour: int = 2 * GIB
-
-    def provider_args(
-        self, password: pulumi.Input[str] | None, *, dr: bool = False, superuser: bool = True
-    ) -> dict[str, Any]:
-        """Keyword arguments for ``pulumi_postgresql.Provider`` (the caller builds it)."""
-        return {
-            "host": self.dr_host if dr else self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": pulumi.Output.secret(password) if password is not None else None,
-            "sslmode": "require",
-            "superuser": superuser,
-            "connect_timeout": 15,
-        }
-
-    def publisher_conninfo(
-        self, password: pulumi.Input[str] | None, database: str = "postgres"
-    ) -> pulumi.Output[str]:
-        """libpq connection string of the primary, always a secret Output."""
-
-        def build(secret: str | None) -> str:
-            parts = {
-                "host": self.host,
-                "port": str(self.port),
-                "user": self.username,
-                "dbname": database,
-                "sslmode": "require",
-            }
-            if secret:
-                parts["password"] = secret
-            return " ".join(f"{k}={_libpq_quote(v)}" for k, v in parts.items())
-
-        return pulumi.Output.secret(pulumi.Output.from_input(password).apply(build))
-
-
-def _libpq_quote(value: str) -> str:
-    if value and not re.search(r"[\s'\\]", value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def parse_database_settings(raw: Mapping[str, Any]) -> DatabaseSettings:
-    """Validate the database keys of raw stack config; ConfigError naming the key if bad."""
-    d = DatabaseSettings()
-    values = {
-        "dbHost": str(raw.get("dbHost") or d.host),
-        "drDbHost": str(raw.get("drDbHost") or d.dr_host),
-        "dbUsername": str(raw.get("dbUsername") or d.username),
-        "supabaseProjectRef": str(raw.get("supabaseProjectRef") or ""),
-        "rdsInstanceClass": str(raw.get("rdsInstanceClass") or d.rds_instance_class),
-        "rdsAdoptInstanceId": str(raw.get("rdsAdoptInstanceId") or ""),
-        "rearmRegion": str(raw.get("rearmRegion") or ""),
-    }
-    for key in ("dbHost", "drDbHost"):
-        if not _HOST.match(values[key]):
-            raise ConfigError(key, values[key], "a host name or IP address, without a port")
-    port_raw = raw.get("dbPort", d.port)
-    try:
-        port = int(port_raw)
-    except (TypeError, ValueError):
-        port = -1
-    if isinstance(port_raw, bool) or not 1 <= port <= 65535:
-        raise ConfigError("dbPort", port_raw, "a TCP port from 1 to 65535")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", values["dbUsername"]):
-        raise ConfigError("dbUsername", values["dbUsername"], "a Postgres role name")
-    ref = values["supabaseProjectRef"]
-    if ref and not _PROJECT_REF.match(ref):
-        raise ConfigError("supabaseProjectRef", ref, "a Supabase project ref: 20 lowercase letters")
-    if not _INSTANCE_CLASS.match(values["rdsInstanceClass"]):
-        raise ConfigError(
-            "rdsInstanceClass", values["rdsInstanceClass"], "an RDS class such as db.r6g.large"
-        )
-    adopt = values["rdsAdoptInstanceId"]
-    if adopt and not _RDS_ID.match(adopt):
-        raise ConfigError(
-            "rdsAdoptInstanceId", adopt, "an RDS instance identifier (letters, digits, hyphens)"
-        )
-    rearm = values["rearmRegion"]
-    if rearm and rearm not in AWS_REGIONS:
-        raise ConfigError("rearmRegion", rearm, "an AWS region name such as eu-central-1, or empty")
-    return DatabaseSettings(
-        host=values["dbHost"],
-        port=port,
-        username=values["dbUsername"],
-        dr_host=values["drDbHost"],
-        supabase_project_ref=ref,
-        rds_instance_class=values["rdsInstanceClass"],
-        rds_adopt_instance_id=adopt,
-        rearm_region=rearm,
-        size_bytes=parse_size("dbSize", raw.get("dbSize") or "100GB"),
-        wal_bytes_per_hour=parse_rate_per_hour("dbWalRate", raw.get("dbWalRate") or "2GB/h"),
-    )
-
-
-_SIZE_UNITS = {"mb": 1024**2, "gb": GIB, "tb": 1024**4, "mib": 1024**2, "gib": GIB, "tib": 1024**4}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.I)
-_PER = {"s": 3600, "min": 60, "h": 1, "d": 1 / 24}
-
-
-def parse_size(key: str, value: Any) -> int:
-    """'250GB' -> bytes (1024-based). Rejects zero, bare numbers and unknown units."""
-    allowed = "a positive size with a unit MB, GB or TB (1024-based), e.g. '250GB'"
-    match = _SIZE.match(str(value)) if isinstance(value, str) else None
-    if not match or match[2].lower() not in _SIZE_UNITS or float(match[1]) <= 0:
-        raise ConfigError(key, value, allowed)
-    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
-
-
-def parse_rate_per_hour(key: str, value: Any) -> int:
-    """'2GB/h' -> bytes per hour. The unit of time is s, min, h or d."""
-    allowed = "a size per unit of time, e.g. '2GB/h' or '30MB/min' (s, min, h or d)"
-    size, _, per = str(value).partition("/") if isinstance(value, str) else ("", "", "")
-    if per.strip().lower() not in _PER:
-        raise ConfigError(key, value, allowed)
-    try:
-        return int(parse_size(key, size) * _PER[per.strip().lower()])
-    except ConfigError:
-        raise ConfigError(key, value, allowed) from None
-
-
-def load_database_settings(objectives: Objectives) -> DatabaseSettings:
-    """Database config of the running stack, checked with the objectives before any resource
-    is declared (e.g. an RPO too tight for WAL archiving is a ConfigError naming criticalRpo)."""
-    from components.objectives import raw_config_from_pulumi
-
-    settings = parse_database_settings(raw_config_from_pulumi())
-    if objectives.db_backend == "self-managed":
-        pgbr.archive_timing(objectives)
-        _check_rearm_region(settings.rearm_region, objectives)
-    return settings
-
-
-def _check_rearm_region(rearm: str, objectives: Objectives) -> None:
-    regions = objectives.regions
-    if rearm and rearm in (regions.primary, regions.dr):
-        raise ConfigError(
-            "rearmRegion", rearm, f"a region other than {regions.primary} and {regions.dr}"
-        )
-
-
-def database_secret(key: str) -> pulumi.Output[str] | None:
-    """A password from ``platform-dr-db:<key>`` secret config, or None when unset."""
-    if key not in SECRET_KEYS:
-        raise ConfigError(f"{SECRETS_NAMESPACE}:{key}", key, f"one of {', '.join(SECRET_KEYS)}")
-    return pulumi.Config(SECRETS_NAMESPACE).get_secret(key)

@@ -39,11 +39,13 @@ from typing import Any
 if __package__:
     from . import artefacts as art
     from . import database, rules
+    from .backup_coverage import BACKUP_PLAN_TYPE
     from .bounds import alarm_detection_s
 else:  # pragma: no cover - the pack never imports this module
     import artefacts as art  # type: ignore[no-redef]
     import database  # type: ignore[no-redef]
     import rules  # type: ignore[no-redef]
+    from backup_coverage import BACKUP_PLAN_TYPE  # type: ignore[no-redef]
     from bounds import alarm_detection_s  # type: ignore[no-redef]
 
 Resource = rules.Resource
@@ -414,7 +416,7 @@ def _rds_paths(scene: _Scene) -> list[RecoveryPath]:
     copied = any(
         f":{dr}:" in str(copy.get("destinationVaultArn", ""))
         for plan in scene.resources
-        if plan.type == rules.BACKUP_PLAN_TYPE
+        if plan.type == BACKUP_PLAN_TYPE
         and (plan.props.get("tags") or {}).get("backup-class") == "critical"
         for rule in rules._as_list(plan.props.get("rules"))
         for copy in rules._as_list(rule.get("copyActions"))

@@ -492,108 +492,6 @@ def objective_violations(resources: Sequence[Resource]) -> list[Violation]:
 
 
 # ---------------------------------------------------------------------------------------------
-# AWS Backup coverage per class (BackupPlan component): what posture shows for each class.
-
-BACKUP_PLAN_TYPE = "aws:backup/plan:Plan"
-BACKUP_SELECTION_TYPE = "aws:backup/selection:Selection"
-BACKUP_FRAMEWORK_TYPE = "aws:backup/framework:Framework"
-BACKUP_AGE_CONTROL = "BACKUP_LAST_RECOVERY_POINT_CREATED"
-
-
-def _class_tag(props: Mapping[str, Any]) -> str | None:
-    return (props.get("tags") or {}).get("backup-class")
-
-
-def _audited_hours(resources: Sequence[Resource], data_class: str) -> int | None:
-    for framework in resources:
-        if framework.type != BACKUP_FRAMEWORK_TYPE:
-            continue
-        for control in _as_list(framework.props.get("controls")):
-            scope = _get(control, "scope", "tags", default={})
-            if control.get("name") != BACKUP_AGE_CONTROL or scope.get("backup-class") != data_class:
-                continue
-            params = {
-                p.get("name"): p.get("value") for p in _as_list(control.get("inputParameters"))
-            }
-            value = int(float(params.get("recoveryPointAgeValue", 24)))
-            return value * 24 if params.get("recoveryPointAgeUnit") == "days" else value
-    return None
-
-
-def _describe_rule(rule: Mapping[str, Any]) -> str:
-    life = _whole(rule.get("lifecycle") or {})
-    kept = f"kept {life.get('deleteAfter', '?')} d"
-    if life.get("coldStorageAfter"):
-        kept = f"cold after {life['coldStorageAfter']} d, {kept}"
-    kind = "continuous backup (PITR)" if rule.get("enableContinuousBackup") else rule["ruleName"]
-    return f"{kind}, {kept}"
-
-
-def backup_coverage(resources: Sequence[Resource], objectives: Mapping) -> dict[str, dict]:
-    """Per class: AWS Backup's declared protection, the RPO its audit checks, and any gap.
-
-    Returns class -> {mechanisms: [str], rpo_hours_checked: int | None, gap_note: str | None,
-    problems: [str]}. ``rpo_hours_checked`` is the age BACKUP_LAST_RECOVERY_POINT_CREATED checks
-    for the class (None: not audited). AWS audits whole hours only, so when the objective is finer
-    (critical: 15 min), ``gap_note`` names what covers the rest: continuous backup in the class's
-    plan (in-region, to the second) and every other declared mechanism whose worst-case loss on
-    region loss is within the objective (S3 RTC, WAL archiving...), or says nothing does.
-    """
-    other = mechanisms(resources, objectives)
-    named = by_name(resources)
-    coverage: dict[str, dict] = {}
-    for name, objective in objectives["classes"].items():
-        rpo_s = int(objective["rpo_s"])
-        plans = [r for r in resources if r.type == BACKUP_PLAN_TYPE and _class_tag(r.props) == name]
-        found, problems = [], []
-        continuous = False
-        for plan in plans:
-            rules = _as_list(plan.props.get("rules"))
-            continuous |= any(r.get("enableContinuousBackup") for r in rules)
-            found.append(f"AWS Backup plan {plan.name}: " + "; ".join(map(_describe_rule, rules)))
-            uncopied = [r["ruleName"] for r in rules if not r.get("copyActions")]
-            if uncopied:
-                problems.append(f"{plan.name}: rules without a DR copy: {', '.join(uncopied)}")
-            else:
-                found.append(f"{plan.name}: every rule copies to the DR vault")
-            selection = named.get(f"{plan.name}-selection")
-            tags = _as_list(getattr(selection, "props", {}).get("selectionTags"))
-            if any(t.get("key") == "backup-class" and t.get("value") == name for t in tags):
-                found.append(f"{plan.name}: selects resources tagged backup-class={name}")
-            else:
-                problems.append(f"{plan.name}: no selection on backup-class={name}")
-        if not plans:
-            problems.append(f"no AWS Backup plan for backup-class={name}")
-
-        checked = _audited_hours(resources, name)
-        gap_note = None
-        if checked is None:
-            gap_note = f"AWS Backup Audit Manager does not check the {fmt_s(rpo_s)} RPO"
-        elif checked * 3600 > rpo_s:
-            covers = []
-            if continuous:
-                covers.append("continuous backup (PITR to the second, in-region)")
-            covers += [
-                f"{m.dataset} (worst case {fmt_s(m.rpo_s)})"
-                for m in other
-                if m.data_class == name and m.rpo_s is not None and m.rpo_s <= rpo_s
-            ]
-            audited = f"AWS audits recovery-point age in whole hours ({checked} h)"
-            if covers:
-                gap_note = f"{audited}; the {fmt_s(rpo_s)} RPO is covered by: " + "; ".join(covers)
-            else:
-                gap_note = f"{audited}; nothing declared covers the {fmt_s(rpo_s)} RPO"
-                problems.append(gap_note)
-        coverage[name] = {
-            "mechanisms": found,
-            "rpo_hours_checked": checked,
-            "gap_note": gap_note,
-            "problems": problems,
-        }
-    return coverage
-
-
-# ---------------------------------------------------------------------------------------------
 # The database (PostgresBackup) and its DR standby (DrStandby): policy/database.py holds their
 # mechanism extractors; what the DR standby component itself decides lives here.
 
@@ -612,74 +510,18 @@ def standby_mode(tightest_rto_s: int, pilot_light_recovery_s: int) -> str:
     return WARM_STANDBY if tightest_rto_s <= pilot_light_recovery_s else PILOT_LIGHT
 
 
-def rds_encrypted_with_cmk(props: Mapping[str, Any]) -> list[str]:
-    if props.get("storageEncrypted") is not True:
-        return ["storage is not encrypted"]
-    return [] if props.get("kmsKeyId") else ["storage is encrypted with the AWS managed key"]
+# AWS Backup coverage per class (policy/backup_coverage.py): class_verdicts reads it.
+if __package__:
+    from .backup_coverage import backup_coverage  # noqa: E402
+else:  # pragma: no cover - exercised by the subprocess test of the real pack
+    from backup_coverage import backup_coverage  # type: ignore[no-redef]  # noqa: E402
 
-
-def rds_keeps_pitr_window(props: Mapping[str, Any]) -> list[str]:
-    # The spec's 7-day PITR; the stack's own window is checked by the database mechanism.
-    days = _whole(props.get("backupRetentionPeriod")) or 0
-    return [] if days >= 7 else [f"backup retention {days} d is under the spec's 7-day PITR"]
-
-
-def rds_protected(props: Mapping[str, Any]) -> list[str]:
-    problems = []
-    if props.get("deletionProtection") is not True:
-        problems.append("deletion protection is off")
-    if props.get("publiclyAccessible") is True:
-        problems.append("the instance is publicly accessible")
-    if props.get("skipFinalSnapshot") is True:
-        problems.append("deleting it would take no final snapshot")
-    return problems
-
-
-def rds_postgres_forces_tls(props: Mapping[str, Any]) -> list[str]:
-    family = str(props.get("family") or "")
-    if family and not family.startswith("postgres"):
-        return []  # rds.force_ssl is a PostgreSQL parameter
-    values = {p.get("name"): str(p.get("value")) for p in _as_list(props.get("parameters"))}
-    return [] if values.get("rds.force_ssl") == "1" else ["rds.force_ssl is not 1"]
-
-
-def rds_backup_copy_encrypted(props: Mapping[str, Any]) -> list[str]:
-    return [] if props.get("kmsKeyId") else ["replicated backups have no customer key"]
-
-
-RESOURCE_RULES += [
-    ResourceRule(
-        "rds-sse-cmk",
-        "RDS storage is encrypted with a customer managed key.",
-        "aws:rds/instance:Instance",
-        rds_encrypted_with_cmk,
-    ),
-    ResourceRule(
-        "rds-pitr-7d",
-        "RDS keeps automated backups for at least 7 days.",
-        "aws:rds/instance:Instance",
-        rds_keeps_pitr_window,
-    ),
-    ResourceRule(
-        "rds-protected",
-        "RDS instances have deletion protection and a final snapshot, and are not public.",
-        "aws:rds/instance:Instance",
-        rds_protected,
-    ),
-    ResourceRule(
-        "rds-force-ssl",
-        "PostgreSQL parameter groups set rds.force_ssl=1.",
-        "aws:rds/parameterGroup:ParameterGroup",
-        rds_postgres_forces_tls,
-    ),
-    ResourceRule(
-        "rds-backup-replication-cmk",
-        "Automated backups replicated to another region are encrypted with a customer key.",
-        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
-        rds_backup_copy_encrypted,
-    ),
-]
-
+# The RDS backend's secure defaults (policy/rds_rules.py).
+if __package__:
+    from . import rds_rules as _rds_rules
+else:  # pragma: no cover - exercised by the subprocess test of the real pack
+    import rds_rules as _rds_rules  # type: ignore[no-redef]
+RESOURCE_RULES += _rds_rules.RULES
 
 # The database's extractors register themselves in MECHANISM_EXTRACTORS when imported, and so
 # does the audit of the inventoried datasets (detection only).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import sys
@@ -24,6 +25,7 @@ class ExitCode(enum.IntEnum):
     REFUSED = 3  # a safety check refused (data loss beyond the RPO, unexpected deletes, no --yes)
     PRECONDITION_FAILED = 4  # something the command needs is missing (tool, backup, replica)
     STEP_FAILED = 5  # an action failed part-way; the journal says where to resume
+    INTERNAL_ERROR = 70  # a bug in drctl (EX_SOFTWARE): one line; DRCTL_DEBUG=1 shows the traceback
     INTERRUPTED = 130
 
 
@@ -39,9 +41,52 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
 
 
+class Failure(SystemExit):
+    """What ``fail`` raises: a SystemExit (callers and tests see the exit code) that keeps the
+    message, so the CLI can also report it as ``{"error": ...}`` JSON under ``--json``."""
+
+    def __init__(self, message: str, code: ExitCode):
+        super().__init__(int(code))
+        self.message = message
+        self.exit_code = ExitCode(code)
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr (markup off: a message may hold brackets or paths)."""
+    progress.print("[bold red]error:[/] ", end="", markup=True, highlight=False)
+    progress.print(" ".join(message.splitlines()), markup=False, highlight=False)
+
+
 def fail(message: str, code: ExitCode) -> None:
-    progress.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    raise SystemExit(int(code))
+    print_error(message)
+    raise Failure(message, code)
+
+
+def parse_instant(value: str, option: str, *, allow_future: bool = False) -> dt.datetime:
+    """An ISO 8601 time with an explicit UTC offset (or Z), as aware UTC; anything else, and a
+    time in the future unless allowed, is INVALID_CONFIG naming the option. A time without an
+    offset is refused rather than guessed: the operator's zone and the server's differ at 3 a.m."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise DrctlError(
+            f"{option} {value!r} is not valid: an ISO 8601 time with a UTC offset "
+            "(e.g. 2026-11-26T18:30:00Z)",
+            ExitCode.INVALID_CONFIG,
+        )
+    parsed = parsed.astimezone(dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    if not allow_future and parsed > now:
+        raise DrctlError(
+            f"{option} {value!r} is in the future (now {now.isoformat(timespec='seconds')})",
+            ExitCode.INVALID_CONFIG,
+        )
+    return parsed
 
 
 def confirm_execute(execute: bool, yes: bool, what: str) -> bool:

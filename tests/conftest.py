@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -16,6 +17,11 @@ from scripts.local.evaluate import Evaluation, evaluate_stack
 # passes only because the machine happens to be on UTC.
 os.environ.setdefault("TZ", "America/St_Johns")
 time.tzset()
+# drctl's local state (journals, the audit cache: scripts/locations.py) goes to a throwaway
+# directory, never the tester's ~/.local/state/drctl.
+if "DRCTL_STATE_DIR" not in os.environ:
+    os.environ["DRCTL_STATE_DIR"] = tempfile.mkdtemp(prefix="drctl-test-state-")
+    atexit.register(shutil.rmtree, os.environ["DRCTL_STATE_DIR"], True)
 
 
 @functools.cache

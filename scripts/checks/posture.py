@@ -22,10 +22,11 @@ from typing import Any
 
 import typer
 
-from components.objectives import ConfigError, parse_stack_config
+from components.objectives import parse_stack_config
 from policy import recovery, rules
-from scripts.common import ExitCode, fail, out, print_json, progress
-from scripts.local.evaluate import ROOT, Evaluation, evaluate_stack, read_stack_config
+from scripts import locations
+from scripts.common import ExitCode, out, print_json, progress
+from scripts.local.evaluate import Evaluation, evaluate_stack, read_stack_config
 
 EVIDENCE_PATH = Path("bench/results/restore.json")
 MET, NOT_MET, UNKNOWN = recovery.MET, recovery.NOT_MET, recovery.UNKNOWN
@@ -63,7 +64,8 @@ def report(
     if objectives is None:
         raise ValueError(f"stack {evaluation.stack} declares no ObjectivesRecord")
     now = now or dt.datetime.now(dt.UTC)
-    evidence = load_evidence(evidence_path or ROOT / EVIDENCE_PATH, objectives, now)
+    evidence_path = evidence_path or locations.project_dir() / EVIDENCE_PATH
+    evidence = load_evidence(evidence_path, objectives, now)
     assessment = recovery.assess_rto(resources, objectives, evidence)
     verdicts = rules.class_verdicts(resources, objectives)
     violations = rules.resource_violations(resources) + rules.semantic_violations(resources)
@@ -113,11 +115,12 @@ def report(
 
 def posture_of(
     stack: str,
-    root: Path = ROOT,
+    root: Path | None = None,
     evidence_path: Path | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Validate the stack's config exactly as the program does, then evaluate and report."""
+    root = locations.project_dir() if root is None else root
     parse_stack_config(read_stack_config(stack, root), stack)
     evidence_path = evidence_path or root / EVIDENCE_PATH
     return report(evaluate_stack(stack, root=root), evidence_path, now)
@@ -198,8 +201,11 @@ def register(app: typer.Typer) -> None:
             ["prod"], "--stack", "-s", help="Stack(s) to report on; repeat for several."
         ),
         json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
-        project_dir: Path = typer.Option(
-            ROOT, "--project-dir", help="Directory holding Pulumi.yaml and the stack files."
+        project_dir: Path | None = typer.Option(
+            None,
+            "--project-dir",
+            help="Directory holding Pulumi.yaml and the stack files (default: drctl's "
+            "--project-dir, else the current directory).",
         ),
         diff: str | None = typer.Option(
             None, "--diff", metavar="REV", help="Markdown of what changed since git revision REV."
@@ -222,19 +228,14 @@ def register(app: typer.Typer) -> None:
         if diff is not None:
             from scripts.checks import posture_diff  # evaluates both trees in subprocesses
 
-            posture_diff.run(diff, stack, json_output, project_dir)
+            posture_diff.run(diff, stack, json_output, project_dir or locations.project_dir())
             return
         documents = []
         for name in stack:
             progress.print(f"evaluating stack {name} under Pulumi mocks ...")
-            try:
-                documents.append(posture_of(name, project_dir, evidence))
-            except ConfigError as err:
-                fail(str(err), ExitCode.INVALID_CONFIG)
-            except FileNotFoundError as err:
-                fail(str(err), ExitCode.INVALID_CONFIG)
+            documents.append(posture_of(name, project_dir, evidence))  # errors: cli_errors.py
         if json_output:
-            print_json(documents[0] if len(documents) == 1 else documents)
+            print_json({"stacks": documents})  # one shape for one stack and several
         else:
             for document in documents:
                 render(document)

@@ -55,6 +55,7 @@ def posture_in(tree: Path, stack: str) -> dict[str, Any] | None:
         return None
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    env.pop("DRCTL_PROJECT_DIR", None)  # each side reads its own tree's stack files (cwd)
     result = subprocess.run(
         [sys.executable, "-m", "scripts.cli", "posture", "--stack", stack, "--json"],
         cwd=tree,
@@ -71,7 +72,9 @@ def posture_in(tree: Path, stack: str) -> dict[str, Any] | None:
             f"posture of stack {stack} could not be evaluated in {tree}: {last}",
             ExitCode.PRECONDITION_FAILED,
         )
-    return json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    # {"stacks": [...]} since one shape serves one stack and several; a single object before
+    return document["stacks"][0] if "stacks" in document else document
 
 
 def _dataset(mechanism: str) -> str:
@@ -240,13 +243,9 @@ def posture_diff(rev: str, stacks: list[str], project_dir: Path) -> list[dict[st
 
 def run(rev: str, stacks: list[str], json_output: bool, project_dir: Path) -> None:
     """The ``posture --diff`` command body: print, then exit 1 when the new posture is not met."""
-    try:
-        diffs = posture_diff(rev, stacks, project_dir)
-    except DrctlError as err:
-        progress.print(f"[bold red]error:[/] {err}")
-        raise SystemExit(int(err.code)) from None
+    diffs = posture_diff(rev, stacks, project_dir)  # a DrctlError is the CLI's to report
     if json_output:
-        print_json(diffs[0] if len(diffs) == 1 else diffs)
+        print_json({"diff": rev, "stacks": diffs})  # one shape for one stack and several
     else:
         sys.stdout.write("\n".join(render_markdown(d, rev) for d in diffs))
     if not all(d["met"]["after"] for d in diffs):

@@ -52,7 +52,8 @@ class Verdict:
 
 
 def posture_documents(document: Any) -> list[Mapping[str, Any]]:
-    """`posture --json` for one stack or several (an object, a list, or ``{"stacks": [...]}``)."""
+    """The stacks of `posture --json` (``{"stacks": [...]}``; a file saved by an older drctl
+    holds an object for one stack, a list for several)."""
     if isinstance(document, Mapping) and isinstance(document.get("stacks"), list):
         document = document["stacks"]
     stacks = [document] if isinstance(document, Mapping) else document

@@ -13,6 +13,7 @@ The stack's ``dbBackend`` decides what runs:
 
 from __future__ import annotations
 
+import shlex
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,23 +21,40 @@ from typing import Any
 
 import typer
 
-from components.objectives import ConfigError, parse_objectives
+from components.objectives import ConfigError, Objectives, format_duration, parse_objectives
 from components.pgbackrest_config import BACKUP_TYPES, CONFIG_PATH, DEFAULT_STANZA
 from scripts.common import DrctlError, ExitCode, confirm_execute, fail, out, print_json, progress
+from scripts.dataops.long_work import (
+    TIMEOUT_FLAG,
+    Deadline,
+    WorkTimeout,
+    backup_deadline,
+    can_delta,
+    mark_partial,
+    parse_timeout,
+    partial_record,
+    restore_deadline,
+)
+from scripts.dataops.progress_meter import ProgressReport
 
 SELF_MANAGED = "self-managed"
 
 
-def stack_backend(stack: str) -> str:
-    """dbBackend of a stack, validated by the objectives model (no cloud access)."""
+def stack_objectives(stack: str) -> Objectives:
+    """The stack's objectives, validated by the objectives model (no cloud access)."""
     from scripts.local.evaluate import read_stack_config
 
     try:
-        return parse_objectives(read_stack_config(stack), stack).db_backend
+        return parse_objectives(read_stack_config(stack), stack)
     except FileNotFoundError as exc:
         raise DrctlError(f"--stack {stack!r}: {exc}", ExitCode.INVALID_CONFIG) from None
     except ConfigError as exc:
         raise DrctlError(str(exc), ExitCode.INVALID_CONFIG) from None
+
+
+def stack_backend(stack: str) -> str:
+    """dbBackend of a stack, validated by the objectives model (no cloud access)."""
+    return stack_objectives(stack).db_backend
 
 
 def parse_target_time(value: str) -> datetime | None:
@@ -58,11 +76,16 @@ def check_backup_type(backup_type: str) -> None:
 
 
 def run_backup(
-    backrest, backup_type: str, repos: list[int] | None = None
+    backrest,
+    backup_type: str,
+    repos: list[int] | None = None,
+    *,
+    deadline: Deadline | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Back up to each repo in turn; a failed repo (its region is down) does not stop the next.
 
-    Returns (one record per repo, all succeeded).
+    ``deadline`` bounds each repo's backup (default: the runner's timeout). Returns (one record
+    per repo, all succeeded).
     """
     check_backup_type(backup_type)
     records: list[dict[str, Any]] = []
@@ -71,7 +94,10 @@ def run_backup(
         progress.print(f"{backup_type} backup of stanza {backrest.stanza} to repo{repo}...")
         started = time.monotonic()
         try:
-            entry = backrest.backup(backup_type, repo)
+            with ProgressReport() as report:
+                each = deadline.fresh() if deadline else None
+                meter = report.meter(f"backup repo{repo}", None, "%")
+                entry = backrest.backup(backup_type, repo, deadline=each, meter=meter)
         except DrctlError as exc:
             if exc.code == ExitCode.INVALID_CONFIG:
                 raise
@@ -100,9 +126,32 @@ def run_backup(
 # -- restore ---------------------------------------------------------------------------------------
 
 
-def plan_restore(backrest, target_time: datetime | None, to: Path, repo: int) -> dict[str, Any]:
+def resume_command(
+    backrest, target_time: datetime | None, to: Path, repo: int, stack: str, timeout: str = ""
+) -> str:
+    """The exact command that resumes a partial restore (pgBackRest --delta)."""
+    argv = [
+        "drctl", "restore", "--stack", stack,
+        "--target-time", target_time.isoformat() if target_time else "latest",
+        "--to", str(to), "--from-repo", str(repo),
+        "--config", str(backrest.config_path), "--stanza", backrest.stanza,
+        "--resume", *([TIMEOUT_FLAG, timeout] if timeout else []), "--execute", "--yes",
+    ]  # fmt: skip
+    return shlex.join(argv)
+
+
+def plan_restore(
+    backrest,
+    target_time: datetime | None,
+    to: Path,
+    repo: int,
+    *,
+    resume: bool = False,
+    stack: str = "prod",
+) -> dict[str, Any]:
     """Check everything a restore needs before touching anything; the dry-run output."""
-    target = backrest.check_restore_target(to)
+    again = resume_command(backrest, target_time, Path(to).resolve(), repo, stack)
+    target = backrest.check_restore_target(to, resume=resume, resume_command=again)
     backups = backrest.backups(backrest._check_repo(repo))
     if not backups:
         status = backrest.archive_status().get(repo, {}).get("status") or "no backups"
@@ -142,8 +191,17 @@ def plan_restore(backrest, target_time: datetime | None, to: Path, repo: int) ->
         "base_backup": base["label"],
         "base_backup_type": base["type"],
         "base_backup_stop": datetime.fromtimestamp(base["timestamp"]["stop"], UTC).isoformat(),
+        "base_backup_bytes": base.get("info", {}).get("size"),
+        "resume": _resume_mode(target) if resume else None,
         "status": "planned",
     }
+
+
+def _resume_mode(target: Path) -> str | None:
+    """How --resume continues: pgBackRest --delta, or over an emptied directory."""
+    if partial_record(target) is None:
+        return None  # nothing to resume: a plain restore
+    return "delta" if can_delta(target) else "restart (nothing checkable was restored yet)"
 
 
 def run_restore(
@@ -154,24 +212,91 @@ def run_restore(
     *,
     execute: bool,
     yes: bool,
+    resume: bool = False,
+    deadline: Deadline | None = None,
+    stack: str = "prod",
 ) -> dict[str, Any]:
-    """Plan; then, behind the --execute/--yes gate, restore, replay and verify."""
-    plan = plan_restore(backrest, target_time, to, repo)
+    """Plan; then, behind the --execute/--yes gate, restore, replay and verify.
+
+    ``deadline`` bounds restore and replay together (default: the runner's own timeouts).
+    Ctrl-C or the deadline leave the directory marked partial (long_work.py) and end in a
+    DrctlError that says how to resume or remove it.
+    """
+    plan = plan_restore(backrest, target_time, to, repo, resume=resume, stack=stack)
     what = (
         f"restore stanza {plan['stanza']} from repo{repo} to {plan['target_time']} "
-        f"into new directory {plan['to']}"
+        f"into {'partial' if plan['resume'] else 'new'} directory {plan['to']}"
     )
     if not confirm_execute(execute, yes, what):
         return plan
+    target = Path(plan["to"])
     started = time.monotonic()
-    progress.print(f"restoring backup {plan['base_backup']} into {plan['to']}...")
-    backrest.restore(to, target_time, repo, backup_set=plan["base_backup"])
-    plan["restore_s"] = round(time.monotonic() - started, 2)
-    progress.print("replaying WAL to the target and verifying...")
-    result = backrest.recover(to, target_time)
+    if deadline is not None:
+        deadline.start()  # the budget is for the work, not for the confirmation prompt
+    phase = "restore"
+    try:
+        with ProgressReport() as report:
+            verb = "resuming" if plan["resume"] else "restoring"
+            progress.print(f"{verb} backup {plan['base_backup']} into {plan['to']}...")
+            backrest.restore(
+                target,
+                target_time,
+                repo,
+                backup_set=plan["base_backup"],
+                resume=resume,
+                deadline=deadline,
+                meter=report.meter("restore", plan["base_backup_bytes"]),
+                total_bytes=plan["base_backup_bytes"],
+            )
+            plan["restore_s"] = round(time.monotonic() - started, 2)
+            phase = "replay"
+            progress.print("replaying WAL to the target and verifying...")
+            result = backrest.recover(
+                target, target_time, deadline=deadline, meter=report.meter("replay")
+            )
+    except (KeyboardInterrupt, WorkTimeout) as exc:
+        raise _stopped(backrest, plan, target_time, stack, phase, exc, deadline) from None
     plan.update(status="restored", recovery=result.to_json())
     plan["total_s"] = round(time.monotonic() - started, 2)
     return plan
+
+
+def _stopped(
+    backrest,
+    plan: dict[str, Any],
+    target_time: datetime | None,
+    stack: str,
+    phase: str,
+    exc: BaseException,
+    deadline: Deadline | None,
+) -> DrctlError:
+    """Mark the directory partial; the error says what stopped it and how to go on."""
+    target, repo = Path(plan["to"]), plan["from_repo"]
+    timed_out = isinstance(exc, WorkTimeout)
+    longer = ""
+    if timed_out and deadline is not None:
+        longer = format_duration(max(int(deadline.timeout_s) * 2, 60))
+    again = resume_command(backrest, target_time, target, repo, stack, longer)
+    if not target.is_dir():
+        return DrctlError(str(exc) if timed_out else "interrupted", _code(timed_out))
+    marker = mark_partial(
+        target,
+        phase=phase,
+        reason="timeout" if timed_out else "interrupted",
+        resume=again,
+        details={"stanza": plan["stanza"], "from_repo": repo, "target_time": plan["target_time"],
+                 "base_backup": plan["base_backup"]},
+    )  # fmt: skip
+    cause = f"{exc}" if timed_out else f"interrupted during {phase}"
+    return DrctlError(
+        f"{cause}. {target} is a partial restore, marked in {marker}; it cannot be started. "
+        f"Resume it (files already restored are kept): {again}  -- or remove it: rm -rf {target}",
+        _code(timed_out),
+    )
+
+
+def _code(timed_out: bool) -> ExitCode:
+    return ExitCode.STEP_FAILED if timed_out else ExitCode.INTERRUPTED
 
 
 def _backrest(config: Path, stanza: str):
@@ -208,13 +333,21 @@ def register(app: typer.Typer) -> None:
             None, help="Only this repository (repeatable); default every configured repo."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        timeout: str = typer.Option(
+            None,
+            TIMEOUT_FLAG,
+            help="Longest one repository's backup may run, e.g. 8h; default the type's schedule "
+            "interval (full 7d, diff 1d, incr 1h).",
+        ),
     ) -> None:
         """Take a pgBackRest backup of the self-managed database into every repository."""
         try:
             check_backup_type(backup_type)  # a bad --type is named before any config is read
+            timeout_s = parse_timeout(timeout)
             _self_managed_only(stack, "backup")
+            deadline = backup_deadline(stack_objectives(stack), backup_type, timeout_s)
             backrest = _backrest(config, stanza)
-            records, ok = run_backup(backrest, backup_type, repo or None)
+            records, ok = run_backup(backrest, backup_type, repo or None, deadline=deadline)
         except DrctlError as exc:
             fail(str(exc), exc.code)
         if as_json:
@@ -253,13 +386,26 @@ def register(app: typer.Typer) -> None:
             False, "--accept-data-loss", help="rds: allow 'latest' older than the RPO."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the plan/result as JSON."),
+        timeout: str = typer.Option(
+            None,
+            TIMEOUT_FLAG,
+            help="Longest restore plus WAL replay may run, e.g. 3h; default twice the critical "
+            "RTO.",
+        ),
+        resume: bool = typer.Option(
+            False,
+            "--resume",
+            help="Continue a partial restore drctl marked in --to (pgBackRest --delta).",
+        ),
     ) -> None:
         """Point-in-time restore into a NEW data directory or instance; never over the source.
 
         Dry run by default. With --execute (self-managed) the copy is restored, replayed to the
         target and verified: recovery that ends before the target is an error, not a result.
+        Progress goes to stderr; Ctrl-C leaves the directory marked partial, for --resume.
         """
         try:
+            timeout_s = parse_timeout(timeout)
             if from_repo not in (1, 2):
                 raise DrctlError(
                     f"--from-repo {from_repo} is not valid: 1 (primary region) or 2 (DR region)",
@@ -283,8 +429,19 @@ def register(app: typer.Typer) -> None:
                 return
             _self_managed_only(stack, "restore")
             when = parse_target_time(target_time)
+            deadline = restore_deadline(stack_objectives(stack), timeout_s)
             backrest = _backrest(config, stanza)
-            record = run_restore(backrest, when, Path(to), from_repo, execute=execute, yes=yes)
+            record = run_restore(
+                backrest,
+                when,
+                Path(to),
+                from_repo,
+                execute=execute,
+                yes=yes,
+                resume=resume,
+                deadline=deadline,
+                stack=stack,
+            )
         except DrctlError as exc:
             fail(str(exc), exc.code)
         if as_json:

@@ -18,8 +18,9 @@ from components.objectives import PROJECT, parse_objectives
 from components.pg_host_agents import lease_timing
 from components.pgbackrest_config import DEFAULT_STANZA, REPO_S3_PATH, worst_case_rpo_s
 from components.secrets_backup import namespace_of, parameter_name
+from scripts import locations
 from scripts.common import DrctlError, ExitCode
-from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import read_stack_config
 
 ACTIVE_REGION_KEY = "runtime/active-region"
 DATABASE_HOST_KEY = "runtime/database-host"
@@ -89,7 +90,7 @@ class FailoverPlan:
         return journal_key(self.stack, command)
 
 
-def load_plan(stack: str, outputs: Mapping[str, Any], root: Path = ROOT) -> FailoverPlan:
+def load_plan(stack: str, outputs: Mapping[str, Any], root: Path | None = None) -> FailoverPlan:
     """The plan of ``stack``: objectives from Pulumi.<stack>.yaml, names from its outputs."""
     try:
         raw = read_stack_config(stack, root)
@@ -151,7 +152,7 @@ def load_plan(stack: str, outputs: Mapping[str, Any], root: Path = ROOT) -> Fail
     )
 
 
-def read_outputs(stack: str, outputs_file: Path | None, root: Path = ROOT) -> dict[str, Any]:
+def read_outputs(stack: str, outputs_file: Path | None, root: Path | None = None) -> dict[str, Any]:
     """Stack outputs from a file (`pulumi stack output --json`) or the Automation API."""
     if outputs_file is not None:
         try:
@@ -164,7 +165,8 @@ def read_outputs(stack: str, outputs_file: Path | None, root: Path = ROOT) -> di
     try:
         from pulumi import automation as auto
 
-        selected = auto.select_stack(stack_name=stack, work_dir=str(root))
+        work_dir = str(root or locations.project_dir())
+        selected = auto.select_stack(stack_name=stack, work_dir=work_dir)
         return {name: out.value for name, out in selected.outputs().items()}
     except Exception as exc:  # the CLI is missing, not logged in, or the stack is unknown
         raise DrctlError(

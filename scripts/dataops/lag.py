@@ -32,7 +32,7 @@ from components.pg_host_agents import HEARTBEAT_TABLE
 from scripts.common import DrctlError, ExitCode, progress
 from scripts.dataops.database import lsn_to_int, try_connect
 from scripts.dataops.hosts import Host, pg
-from scripts.dataops.pgbackrest import segment_name, segment_number
+from scripts.dataops.recovery_log import segment_name, segment_number
 
 UNKNOWN_HELP = (
     "to proceed: compare `pgbackrest info` (newest archived WAL in repo2) with the standby's "

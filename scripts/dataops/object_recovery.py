@@ -29,7 +29,16 @@ from typing import Any
 
 import typer
 
-from scripts.common import DrctlError, ExitCode, confirm_execute, fail, out, print_json, progress
+from scripts.common import (
+    DrctlError,
+    ExitCode,
+    confirm_execute,
+    fail,
+    out,
+    parse_instant,
+    print_json,
+    progress,
+)
 
 # S3 CopyObject's single-request limit; larger versions go through the managed multipart copy.
 _COPY_OBJECT_MAX_BYTES = 5 * 1024**3
@@ -197,21 +206,14 @@ def apply_recovery(s3: Any, plan: RecoveryPlan) -> RecoveryPlan:
 
 
 def _parse_as_of(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        fail(
-            f"--as-of {value!r} is not valid: an ISO 8601 time, e.g. 2026-11-26T18:00:00Z",
-            ExitCode.INVALID_CONFIG,
-        )
-    return _utc(parsed)
+    """As ``restore --target-time``: an explicit offset, and not in the future."""
+    return None if value is None else parse_instant(value, "--as-of")
 
 
 def _batch_target(stack: str | None, outputs_file: Path | None, bucket: str):
-    from scripts.checks.audit.command import load_outputs
     from scripts.dataops.bulk_recovery import batch_target
+    from scripts.dataops.stack_outputs import outputs_file as read_outputs
+    from scripts.dataops.stack_outputs import pulumi_outputs
 
     if stack is None and outputs_file is None:
         raise DrctlError(
@@ -220,7 +222,8 @@ def _batch_target(stack: str | None, outputs_file: Path | None, bucket: str):
             "to loop",
             ExitCode.INVALID_CONFIG,
         )
-    return batch_target(load_outputs(stack or "prod", outputs_file), bucket)
+    outputs = read_outputs(outputs_file) if outputs_file else pulumi_outputs(stack or "prod")
+    return batch_target(outputs, bucket)
 
 
 def _apply_bulk(plan: RecoveryPlan, target: Any, s3: Any, wait_s: float) -> dict[str, Any]:
@@ -258,7 +261,8 @@ def register(app: typer.Typer) -> None:
         as_of: str = typer.Option(
             None,
             "--as-of",
-            help="ISO 8601 time: restore the versions current then (default: undelete only).",
+            help="ISO 8601 time with offset (e.g. 2026-11-26T18:00:00Z), not in the future: "
+            "restore the versions current then (default: undelete only).",
         ),
         region: str = typer.Option(None, help="Bucket region (default: the AWS profile's)."),
         execute: bool = typer.Option(False, "--execute", help="Act; without it, a dry run."),

@@ -26,8 +26,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,24 @@ from components.pgbackrest_config import (
     render_secret_conf,
 )
 from scripts.common import DrctlError, ExitCode, progress
+from scripts.dataops.long_work import (
+    PARTIAL_MARKER,
+    Deadline,
+    WorkTimeout,
+    can_delta,
+    clear_directory,
+    partial_hint,
+    partial_record,
+)
+from scripts.dataops.pgbackrest_progress import FileMeterFeed, ReplayWatch, run_streaming
+from scripts.dataops.progress_meter import Meter, NullMeter
+from scripts.dataops.recovery_log import (
+    RecoveryResult,
+    analyse_recovery_log,
+    format_target,
+    recovery_failure_message,
+    segment_number,
+)
 from scripts.local.postgres import (
     PG_BIN,
     LocalPgError,
@@ -47,8 +65,6 @@ from scripts.local.postgres import (
     free_port,
     run_as_postgres,
 )
-
-WAL_SEGMENTS_PER_XLOGID = 0x100  # 16 MiB segments: 4 GiB per "log" id
 
 
 def require_binaries() -> None:
@@ -90,42 +106,6 @@ def write_config(
     for path in (directory, include, conf, secret):
         chown_to_postgres(path)
     return settings
-
-
-def segment_number(name: str) -> int:
-    """'00000001000000000000002A' -> absolute segment number (timeline ignored)."""
-    return int(name[8:16], 16) * WAL_SEGMENTS_PER_XLOGID + int(name[16:24], 16)
-
-
-def segment_name(timeline: int, number: int) -> str:
-    log, seg = divmod(number, WAL_SEGMENTS_PER_XLOGID)
-    return f"{timeline:08X}{log:08X}{seg:08X}"
-
-
-@dataclass
-class RecoveryResult:
-    """What Postgres reported while replaying a restored copy to its target."""
-
-    data_dir: str
-    target_time: str | None
-    reached_target: bool
-    stop_line: str
-    last_restored_segment: str | None
-    recovery_s: float
-    log_tail: list[str] = field(default_factory=list)
-    expected_wal: str | None = None  # latest: the newest archived segment it had to reach
-    short_of_archive: bool = False  # latest: stopped before expected_wal (a gap)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "data_dir": self.data_dir,
-            "target_time": self.target_time or "latest",
-            "reached_target": self.reached_target,
-            "stop": self.stop_line,
-            "last_restored_segment": self.last_restored_segment,
-            "recovery_s": round(self.recovery_s, 3),
-            "expected_wal": self.expected_wal,
-        }
 
 
 class PgBackRest:
@@ -215,21 +195,59 @@ class PgBackRest:
             )
         return proc.stdout
 
+    def run_long(
+        self,
+        command: str,
+        *options: str,
+        deadline: Deadline,
+        meter: Meter | None = None,
+        total_bytes: int | None = None,
+    ) -> None:
+        """Run a long pgbackrest command (backup, restore) under ``deadline``, feeding ``meter``
+        from pgBackRest's per-file detail lines. Ctrl-C and the deadline stop pgBackRest first."""
+        argv = self._argv(command, *options, "--log-level-console=detail")
+        feed = FileMeterFeed(meter or NullMeter(), total_bytes)
+        try:
+            code, stderr = run_streaming(
+                argv, deadline=deadline, on_line=feed, what=f"pgbackrest {command}"
+            )
+        except FileNotFoundError:
+            require_binaries()
+            raise
+        if code != 0:
+            raise DrctlError(
+                f"pgbackrest {command} (stanza {self.stanza}) failed with exit {code}: "
+                f"{_pgbackrest_error(stderr)}",
+                ExitCode.STEP_FAILED,
+            )
+
     def stanza_create(self) -> None:
         self.run("stanza-create")
 
     def check(self) -> None:
         self.run("check")
 
-    def backup(self, backup_type: str = "full", repo: int | None = None) -> dict[str, Any]:
-        """One backup to one repo (default repo1); returns that backup's info entry."""
+    def backup(
+        self,
+        backup_type: str = "full",
+        repo: int | None = None,
+        *,
+        deadline: Deadline | None = None,
+        meter: Meter | None = None,
+    ) -> dict[str, Any]:
+        """One backup to one repo (default repo1); returns that backup's info entry.
+
+        Without ``deadline`` the runner's ``timeout_s`` bounds it."""
         if backup_type not in BACKUP_TYPES:
             raise DrctlError(
                 f"--type {backup_type!r} is not valid: one of {', '.join(BACKUP_TYPES)}",
                 ExitCode.INVALID_CONFIG,
             )
         repo = self._check_repo(repo or 1)
-        self.run("backup", f"--type={backup_type}", f"--repo={repo}")
+        deadline = deadline or Deadline(self.timeout_s, "the runner's timeout")
+        self.run_long(
+            "backup", f"--type={backup_type}", f"--repo={repo}", deadline=deadline, meter=meter
+        )
         backups = self.backups(repo)
         if not backups:
             raise DrctlError(f"pgbackrest reported success but repo{repo} lists no backup")
@@ -302,8 +320,14 @@ class PgBackRest:
 
     # -- restore -------------------------------------------------------------------------------
 
-    def check_restore_target(self, to: str | Path) -> Path:
-        """Refuse any target but a new or empty directory that no cluster runs from."""
+    def check_restore_target(
+        self, to: str | Path, *, resume: bool = False, resume_command: str | None = None
+    ) -> Path:
+        """Refuse any target but a new or empty directory that no cluster runs from.
+
+        A directory drctl marked partial is accepted with ``resume``; without it the refusal says
+        how to resume (``resume_command``) or remove it, instead of a bare "not empty".
+        """
         target = Path(to).resolve()
         if self.pg_path and target == self.pg_path.resolve():
             raise DrctlError(
@@ -319,9 +343,14 @@ class PgBackRest:
             )
         if target.exists() and not target.is_dir():
             raise DrctlError(f"--to {target} exists and is not a directory", ExitCode.REFUSED)
-        if target.exists() and any(target.iterdir()):
+        partial = partial_record(target) if target.exists() else None
+        if partial is not None and not resume:
+            hint = resume_command or "rerun the same restore with --resume"
+            raise DrctlError(partial_hint(target, partial, hint), ExitCode.REFUSED)
+        if partial is None and target.exists() and any(target.iterdir()):
             raise DrctlError(
-                f"--to {target} is not empty; restore only into a new or empty directory",
+                f"--to {target} is not empty and holds no partial restore of drctl "
+                f"({PARTIAL_MARKER}); restore only into a new or empty directory",
                 ExitCode.REFUSED,
             )
         return target
@@ -334,14 +363,21 @@ class PgBackRest:
         *,
         backup_set: str | None = None,
         archive_mode_off: bool = True,
+        resume: bool = False,
+        deadline: Deadline | None = None,
+        meter: Meter | None = None,
+        total_bytes: int | None = None,
     ) -> Path:
         """Restore into the new directory ``to`` (files only; ``recover`` replays and verifies).
 
         ``target_time`` None restores to the end of the archive. ``backup_set`` pins the base
         backup (a label from ``backups``); default pgBackRest's choice. The copy gets
         ``--target-action=promote`` so it opens read-write once the target is reached.
+        ``resume`` continues a directory marked partial (pgBackRest ``--delta`` keeps the files
+        that match the backup). A failed restore removes a directory it created; a timed-out or
+        interrupted one is left for the caller to mark partial.
         """
-        target = self.check_restore_target(to)
+        target = self.check_restore_target(to, resume=resume)
         options = [f"--pg1-path={target}"]
         if repo:
             options.append(f"--repo={self._check_repo(repo)}")
@@ -356,15 +392,26 @@ class PgBackRest:
         if archive_mode_off:
             # The copy must not push its new timeline into the production repositories.
             options.append("--archive-mode=off")
+        if partial_record(target) is not None:
+            if can_delta(target):
+                options.append("--delta")
+            else:
+                clear_directory(target)  # stopped before pgBackRest wrote anything checkable
         created = not target.exists()
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
         chown_to_postgres(target)
+        deadline = deadline or Deadline(self.timeout_s, "the runner's timeout")
         try:
-            self.run("restore", *options)
+            self.run_long(
+                "restore", *options, deadline=deadline, meter=meter, total_bytes=total_bytes
+            )
+        except WorkTimeout:
+            raise
         except DrctlError:
             if created:
                 shutil.rmtree(target, ignore_errors=True)
             raise
+        (target / PARTIAL_MARKER).unlink(missing_ok=True)  # --delta removes it too
         return target
 
     def recover(
@@ -374,49 +421,50 @@ class PgBackRest:
         timeout_s: float = 600,
         *,
         expect_wal: str | None = "info",
+        deadline: Deadline | None = None,
+        meter: Meter | None = None,
     ) -> RecoveryResult:
         """Start the restored copy privately, let it replay to the target, verify, stop it.
 
         Raises DrctlError when Postgres ends recovery before the target (missing or corrupt WAL)
-        or recovery does not finish in ``timeout_s``. For ``latest`` (no target time) running out
-        of WAL is how recovery ends, so a gap in the archive would end it early without an error:
-        the copy must have replayed at least ``expect_wal``, by default the newest archived
-        segment ``pgbackrest info`` reports before recovery starts (None: do not check).
+        and WorkTimeout when recovery does not finish within ``deadline`` (default
+        ``timeout_s``). For ``latest`` (no target time) running out of WAL is how recovery ends,
+        so a gap in the archive would end it early without an error: the copy must have replayed
+        at least ``expect_wal``, by default the newest archived segment ``pgbackrest info``
+        reports before recovery starts (None: do not check). ``meter`` follows the replay LSN
+        against the end of the newest archived segment.
         """
         data_dir = Path(data_dir)
-        if target_time is None and expect_wal == "info":
-            expect_wal = self.newest_archived_wal()
+        deadline = deadline or Deadline(timeout_s, "the runner's replay timeout")
+        newest = None
+        if expect_wal == "info":
+            if target_time is None:
+                newest = expect_wal = self.newest_archived_wal()
+            elif meter is not None:
+                with contextlib.suppress(DrctlError):  # only the meter's scale depends on it
+                    newest = self.newest_archived_wal()
         run_dir = Path(tempfile.mkdtemp(prefix="drctl-recover-"))
         chown_to_postgres(run_dir)
         log = run_dir / "recovery.log"
         port = free_port()
         # Private port and socket, no log collector (the log must reach our file), no archiving.
-        # hot_standby=off: otherwise pg_ctl -w returns as soon as the copy accepts read-only
-        # connections, long before replay reaches the target.
+        # hot_standby=on lets the replay LSN be read once the copy is consistent; pg_ctl does not
+        # wait (-W), since it would return at that point, long before replay reaches the target.
         server_opts = (
             f"-c port={port} -c listen_addresses='' -c unix_socket_directories='{run_dir}' "
-            "-c logging_collector=off -c archive_mode=off -c hot_standby=off"
+            "-c logging_collector=off -c archive_mode=off -c hot_standby=on"
         )
+        watch = ReplayWatch(meter, data_dir, run_dir, port, newest)
         started = time.monotonic()
         try:
             proc = run_as_postgres(
-                [
-                    PG_BIN / "pg_ctl",
-                    "-D",
-                    data_dir,
-                    "-l",
-                    log,
-                    "-o",
-                    server_opts,
-                    "-w",
-                    "-t",
-                    str(int(timeout_s)),
-                    "start",
-                ],
+                [PG_BIN / "pg_ctl", "-D", data_dir, "-l", log, "-o", server_opts, "-W", "start"],
                 check=False,
-                timeout=timeout_s + 30,
+                timeout=120,
             )
-            text = _wait_for_end_of_recovery(log, data_dir, started + timeout_s)
+            text = _wait_for_end_of_recovery(log, data_dir, deadline, watch)
+            if text is None:
+                raise deadline.timeout_error(f"WAL replay of {data_dir}")
             elapsed = time.monotonic() - started
             result = analyse_recovery_log(text, data_dir, target_time, elapsed)
             if target_time is None and expect_wal:
@@ -426,9 +474,10 @@ class PgBackRest:
                     result.reached_target, result.short_of_archive = False, True
             if proc.returncode != 0 or not result.reached_target:
                 raise DrctlError(recovery_failure_message(result, proc.returncode))
+            watch.finish()
             return result
         finally:
-            with contextlib.suppress(LocalPgError, OSError):
+            with contextlib.suppress(LocalPgError, OSError, subprocess.SubprocessError):
                 run_as_postgres(
                     [PG_BIN / "pg_ctl", "-D", data_dir, "-m", "fast", "-w", "stop"],
                     check=False,
@@ -440,95 +489,30 @@ class PgBackRest:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _wait_for_end_of_recovery(log: Path, data_dir: Path, deadline: float) -> str:
-    """Server log once recovery is over: promoted and open, or the server gave up and exited."""
-    text = ""
-    while time.monotonic() < deadline:
+def _wait_for_end_of_recovery(
+    log: Path, data_dir: Path, deadline: Deadline, watch: ReplayWatch
+) -> str | None:
+    """Server log once recovery is over (promoted and open, or the server gave up and exited);
+    None when the deadline came first."""
+    pid_file = data_dir / "postmaster.pid"
+    seen_running = False
+    next_poll = 0.0
+    while not deadline.expired():
         text = log.read_text(errors="replace") if log.exists() else ""
         if "database system is ready to accept connections" in text:
             return text
-        if not _pid_file_alive(data_dir / "postmaster.pid"):
+        alive = _pid_file_alive(pid_file)
+        seen_running = seen_running or alive
+        # pg_ctl -W returns before the postmaster writes its pid file: not running yet is not
+        # "exited" unless the server said why it stopped.
+        if not alive and (seen_running or "FATAL" in text or "PANIC" in text):
             time.sleep(0.1)  # let the last lines reach the file
             return log.read_text(errors="replace") if log.exists() else text
+        if time.monotonic() >= next_poll:
+            watch.poll(text)
+            next_poll = time.monotonic() + 1.0
         time.sleep(0.05)
-    return text
-
-
-def format_target(when: datetime) -> str:
-    """A recovery_target_time Postgres parses unambiguously (UTC, microseconds, +00)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
-
-
-_STOP = re.compile(
-    r"recovery stopping (before|after) .*?, time (?P<time>[0-9-]+ [0-9:.]+[+-][0-9:]+)"
-)
-_RESTORED = re.compile(r'restored log file "(?P<seg>[0-9A-F]{24})" from archive')
-_ENDED_EARLY = "recovery ended before configured recovery target was reached"
-
-
-def analyse_recovery_log(
-    text: str, data_dir: Path, target_time: datetime | None, elapsed_s: float
-) -> RecoveryResult:
-    """Did recovery stop at the target? Judged from the server log only, so it works for copies
-    that were never started by us before and for clusters that refused to start."""
-    lines = text.splitlines()
-    stop = next((ln for ln in lines if _STOP.search(ln)), "")
-    restored = [m.group("seg") for ln in lines if (m := _RESTORED.search(ln))]
-    ended_early = any(_ENDED_EARLY in ln for ln in lines)
-    ready = any("database system is ready to accept connections" in ln for ln in lines)
-    if target_time is None:
-        # Restore to the end of the archive: running out of WAL *is* the target.
-        reached = ready and not ended_early
-    else:
-        reached = bool(stop) and not ended_early
-        if reached:
-            stopped_at = datetime.fromisoformat(_STOP.search(stop).group("time"))
-            # Postgres stops *before* the first commit later than T (or *after* one at T): a stop
-            # earlier than T means it stopped somewhere we did not ask for.
-            reached = stopped_at >= target_time.astimezone(UTC) or "after" in stop
-    return RecoveryResult(
-        data_dir=str(data_dir),
-        target_time=format_target(target_time) if target_time else None,
-        reached_target=reached,
-        stop_line=_strip_prefix(stop) if stop else "",
-        last_restored_segment=restored[-1] if restored else None,
-        recovery_s=elapsed_s,
-        log_tail=[_strip_prefix(ln) for ln in lines[-12:]],
-    )
-
-
-def recovery_failure_message(result: RecoveryResult, pg_ctl_rc: int) -> str:
-    target = result.target_time or "the end of the archive"
-    if result.short_of_archive:
-        last = result.last_restored_segment or "none"
-        return (
-            f"recovery of {result.data_dir} to latest stopped after segment {last}, but "
-            f"pgbackrest info lists {result.expected_wal} as the newest archived WAL: the segment "
-            "after the last replayed one is missing or unreadable in every repository (a gap in "
-            "the archive), so the copy ends early. The copy is incomplete and must not be used; "
-            "remove it before retrying"
-        )
-    if result.last_restored_segment:
-        last = result.last_restored_segment
-        nxt = segment_name(int(last[:8], 16), segment_number(last) + 1)
-        where = (
-            f"the last WAL segment replayed from the archive was {last}; the next one ({nxt}) "
-            "is missing or corrupt in every repository"
-        )
-    else:
-        where = "no WAL segment could be fetched from the archive after the backup"
-    errors = [ln for ln in result.log_tail if "ERROR" in ln or "FATAL" in ln]
-    detail = f" (server log: {' | '.join(errors[-3:])})" if errors else ""
-    return (
-        f"recovery of {result.data_dir} did not reach target {target}: {where}. "
-        f"The copy is incomplete and must not be used; remove it before retrying{detail}"
-    )
-
-
-def _strip_prefix(line: str) -> str:
-    # "2026-11-26 18:50:01.123 UTC [123] LOG:  text" -> "LOG:  text"
-    match = re.search(r"\b(LOG|FATAL|ERROR|WARNING|PANIC|DETAIL|HINT):", line)
-    return line[match.start() :] if match else line
+    return None
 
 
 def _pgbackrest_error(text: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scripts.common import DrctlError, ExitCode, progress
+from scripts.common import DrctlError, ExitCode, parse_instant, progress
 
 TAG_SOURCE = "drctl-restore-source"
 TAG_TIME = "drctl-restore-time"
@@ -85,20 +85,8 @@ def parse_target_time(value: str) -> datetime | None:
     """'latest' -> None; ISO 8601 with an explicit offset or Z -> aware datetime (UTC)."""
     if value.strip().lower() == "latest":
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise DrctlError(
-            f"--target-time {value!r} is not valid: an ISO 8601 time with a UTC offset "
-            "(e.g. 2026-11-26T18:30:00Z) or 'latest'",
-            ExitCode.INVALID_CONFIG,
-        )
-    return parsed.astimezone(UTC)
+    # the future is refused later, against the newest restorable point
+    return parse_instant(value, "--target-time", allow_future=True)
 
 
 def check_identifier(value: str) -> str:

@@ -85,12 +85,12 @@ def example_artefacts(stack: str, backend: str | None = None) -> tuple[str, dict
 
 def stack_is_example(stack: str, root: Path | None = None) -> bool:
     """``platform-dr:example`` in the stack file (an example stack renders examples only)."""
-    from scripts.local.evaluate import ROOT, read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
     try:
-        config = read_stack_config(stack, root or ROOT)
-    except FileNotFoundError:
-        return False  # the stack file lives elsewhere; its outputs are what count
+        config = read_stack_config(stack, root)
+    except (FileNotFoundError, DrctlError):
+        return False  # no project here (a database host): the stack's outputs are what count
     value = config.get("platform-dr:example")
     return value is True or str(value).strip().lower() == "true"
 

@@ -195,8 +195,8 @@ def check(
 def register(app) -> None:
     import typer
 
+    from components.database_settings import parse_database_settings
     from components.objectives import parse_objectives
-    from components.postgres_backup import parse_database_settings
     from scripts.common import fail, out, print_json
     from scripts.local.evaluate import read_stack_config
 

@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.objectives import PROJECT
+from scripts import locations
+from scripts.common import DrctlError, ExitCode
 
+# The checkout this module sits in: tests and benchmarks use it; commands use the project directory.
 ROOT = Path(__file__).resolve().parents[2]
 MOCK_ACCOUNT = "111122223333"
 MOCK_ORG = "organization"
@@ -187,13 +189,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise NotImplementedError(f"evaluate.RecordingMocks has no answer for invoke {args.token}")
 
 
-def read_stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """The ``config:`` block of Pulumi.<stack>.yaml, keys as written (``platform-dr:x``)."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
-        raise FileNotFoundError(f"no stack {stack!r}: {path.name} not found; stacks: {stacks}")
-    return (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+def read_stack_config(stack: str, root: Path | None = None) -> dict[str, Any]:
+    """The ``config:`` block of Pulumi.<stack>.yaml in the project directory (scripts/locations.py).
+
+    ``root`` defaults to the project directory (``--project-dir``, else the current directory),
+    never the directory drctl is installed in.
+    """
+    return locations.read_stack_config(stack, root)
 
 
 def _resolve(value: Any) -> tuple[Any, bool]:
@@ -252,6 +254,8 @@ def _run(
 
 def _as_config_text(value: Any) -> Any:
     # The engine hands every config value to the program as text, as `pulumi config set` stores it.
+    if locations.is_secure(value):
+        return "[secret]"  # offline: the ciphertext is never decrypted; the key is marked secret
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -264,7 +268,7 @@ def _as_config_text(value: Any) -> Any:
 def evaluate_stack(
     stack: str,
     *,
-    root: Path = ROOT,
+    root: Path | None = None,
     config: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
@@ -272,12 +276,16 @@ def evaluate_stack(
 ) -> Evaluation:
     """Evaluate ``root/__main__.py`` for ``stack`` and return every declared resource and output.
 
+    ``root`` defaults to the project directory (scripts/locations.py), never drctl's own.
+
     ``config`` replaces the stack file's config; ``overrides`` patches it (``None`` deletes a key).
     ``stack_outputs`` answers StackReferences by fully qualified name; when it is omitted and the
     stack has ``rebuildFrom``, the referenced stack is evaluated first and its outputs are used.
     ``secret_keys``: config keys the engine would report as secret (``pulumi config set --secret``).
     """
+    root = locations.project_dir() if root is None else Path(root)
     raw = dict(config if config is not None else read_stack_config(stack, root))
+    secret_keys = (*secret_keys, *(k for k, v in raw.items() if locations.is_secure(v)))
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         if value is None:
@@ -292,6 +300,12 @@ def evaluate_stack(
             stack_outputs = {source: evaluate_stack(source_stack, root=root).outputs}
     mocks = RecordingMocks(stack_outputs)
     program = root / "__main__.py"
+    if not program.is_file():
+        raise DrctlError(
+            f"{root} has no __main__.py: drctl evaluates the project's own program; run it from "
+            "the project directory or pass --project-dir",
+            ExitCode.INVALID_CONFIG,
+        )
     return contextvars.Context().run(_run, stack, program, raw, mocks, tuple(secret_keys))
 
 

@@ -8,7 +8,9 @@ from scripts.dataops.hosts import DbNode, parse_host
 
 stack = typer.Option("prod", "--stack", help="Stack to act on (Pulumi.<stack>.yaml).")
 outputs = typer.Option(
-    None, "--outputs", help="Stack outputs JSON (`pulumi stack output --json`); default: Pulumi."
+    None,
+    "--outputs",
+    help="Stack outputs JSON (`pulumi stack output --json`); default: ask the Pulumi CLI.",
 )
 execute = typer.Option(False, "--execute", help="Act; without it this is a dry run.")
 yes = typer.Option(False, "--yes", help="Do not ask; required without a TTY.")
@@ -29,7 +31,7 @@ journal = typer.Option(
     None,
     "--journal",
     help="Keep the journal in this local file; default: the shared journal in the DR-region "
-    "control bucket (a local .drctl/journal file when the stack has none).",
+    "control bucket (a local file in the state directory, --state-dir, when the stack has none).",
 )
 fresh = typer.Option(False, "--fresh", help="Start a new run after a completed one.")
 sample_table = typer.Option(
@@ -60,8 +62,8 @@ app_dsn = typer.Option(
 dr_host = typer.Option(
     "local",
     "--dr-host",
-    help="Where the DR database's files are: local, local:USER or ssh://[login@]host"
-    "[?become=USER] (default: this machine, as postgres).",
+    help="Where the DR database's files are: local, local:USER, or ssh://HOST with an optional "
+    "LOGIN@ before HOST and ?become=USER after it (default: this machine, as postgres).",
 )
 dr_data_dir = typer.Option(
     "/var/lib/postgresql/15/main", "--dr-data-dir", help="Data directory on the DR host."

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts import locations
 from scripts.common import DrctlError, ExitCode, confirm_execute, print_json, progress
 from scripts.runbooks.journal import JOURNAL_VERSION, JournalStore, LocalJournal
-
-DEFAULT_JOURNAL_DIR = Path(".drctl") / "journal"
 
 
 def now_iso() -> str:
@@ -100,7 +99,7 @@ class RunReport:
 def journal_path(command: str, stack: str, override: str | Path | None = None) -> Path:
     if override:
         return Path(override)
-    return DEFAULT_JOURNAL_DIR / f"{stack}-{command}.json"
+    return locations.journal_dir() / f"{stack}-{command}.json"
 
 
 def as_store(journal: str | Path | JournalStore | None, command: str, stack: str) -> JournalStore:
@@ -347,8 +346,6 @@ def run_command(build: Callable[[], Any], as_json: bool) -> None:
     try:
         report = build()
     except DrctlError as err:
-        if as_json:
-            print_json({"status": "failed", "error": str(err), "exit_code": int(err.code)})
-        fail(str(err), err.code)
+        fail(str(err), err.code)  # the CLI adds {"error": ...} under --json (cli_errors.py)
         return
     emit(report, as_json)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.pgbackrest_config import REARM_DIR
+from components.pgbackrest_schedule import REARM_DIR
 from scripts.common import DrctlError, ExitCode
 from scripts.dataops.hosts import DbNode, write_text
 from scripts.dataops.reseed import pgbackrest_start

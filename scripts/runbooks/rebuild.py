@@ -31,8 +31,9 @@ from typing import Any, Protocol
 import typer
 
 from components.objectives import PROJECT, Objectives, parse_objectives
+from scripts import locations
 from scripts.common import DrctlError, ExitCode, progress
-from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import read_stack_config
 from scripts.runbooks.engine import Runbook, RunContext, RunReport, Step, journal_path, run_command
 from scripts.runbooks.failover import Aws, default_sessions
 
@@ -59,10 +60,10 @@ class StackLike(Protocol):
     def outputs(self) -> Mapping[str, Any]: ...
 
 
-def automation_stack(name: str, root: Path = ROOT) -> StackLike:
+def automation_stack(name: str, root: Path | None = None) -> StackLike:
     from pulumi import automation as auto
 
-    return auto.select_stack(stack_name=name, work_dir=str(root))
+    return auto.select_stack(stack_name=name, work_dir=str(root or locations.project_dir()))
 
 
 def output_values(outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,7 +358,7 @@ def run_rebuild(
     allow: Sequence[str] = (),
     journal: str | Path | None = None,
     fresh: bool = False,
-    root: Path = ROOT,
+    root: Path | None = None,
     fill: bool = True,
 ) -> RunReport:
     try:

@@ -32,7 +32,7 @@ import typer
 
 from components.objectives import Objectives
 from scripts.checks.audit import DISCREPANCIES, DatasetAudit
-from scripts.checks.audit.command import DEFAULT_CACHE, live_context, run_audits
+from scripts.checks.audit.command import CACHE_HELP, check_engine, live_context, run_audits
 from scripts.common import DrctlError, ExitCode, progress
 from scripts.dataops import batch_jobs
 from scripts.dataops.inventory_store import S3Store, Store
@@ -93,7 +93,7 @@ def repair_steps(
     engine: str,
     datasets: Sequence[str] | None,
     query_region: str | None,
-    cache: Path,
+    cache: Path | None,
     store: Store | None = None,
     wait_s: float | None = 3600.0,
     poll_s: float = 30.0,
@@ -265,7 +265,7 @@ def run_repair(
     options.setdefault("engine", "local")
     options.setdefault("datasets", None)
     options.setdefault("query_region", None)
-    options.setdefault("cache", DEFAULT_CACHE)
+    options.setdefault("cache", None)  # the state directory (scripts/locations.py)
     steps = repair_steps(stack, objectives, outputs, client_for, **options)
     book = Runbook(
         "repair-replication", stack, steps, journal=journal_path("repair", stack, journal)
@@ -284,7 +284,7 @@ def register(app: typer.Typer) -> None:
         dataset: list[str] | None = typer.Option(None, "--dataset", help="Only this dataset."),
         query_region: str | None = typer.Option(None, "--query-region", help="Athena region."),
         outputs_file: Path | None = typer.Option(None, "--outputs", help="Stack outputs JSON."),
-        cache: Path = typer.Option(DEFAULT_CACHE, "--cache", help="Local engine's report cache."),
+        cache: Path | None = typer.Option(None, "--cache", help=CACHE_HELP),
         wait_s: float = typer.Option(3600, "--wait-s", help="Seconds to follow the jobs."),
         execute: bool = typer.Option(False, "--execute", help="Create the jobs; else dry run."),
         yes: bool = typer.Option(False, "--yes", help="Do not ask; required without a TTY."),
@@ -295,6 +295,7 @@ def register(app: typer.Typer) -> None:
         """Audit, then replicate again what a copy lacks (S3 Batch Replication). Dry run default."""
 
         def build() -> RunReport:
+            check_engine(engine)
             objectives, outputs, clients = live_context(stack, outputs_file)
             progress.print(f"repair replication {stack}: audit on the {engine} engine")
             return run_repair(

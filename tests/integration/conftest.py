@@ -19,7 +19,7 @@ from components.objectives import parse_objectives
 from components.pgbackrest_config import PgBackRestSettings, posix_settings, postgres_settings
 from scripts.dataops.pgbackrest import PgBackRest, require_binaries, write_config
 from scripts.local.evaluate import read_stack_config
-from scripts.local.postgres import LocalCluster, make_postgres_dir
+from scripts.local.postgres import LocalCluster, chown_to_postgres, make_postgres_dir
 
 # Short enough that an idle test cluster still ships WAL quickly; tests switch WAL explicitly.
 TEST_ARCHIVE_TIMEOUT = "5s"
@@ -102,3 +102,13 @@ def backrest_env(objectives):
         finally:
             cluster.cleanup()
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def new_dir():
+    """A parent the postgres user can enter, and a not-yet-existing data dir inside it."""
+    parent = Path(tempfile.mkdtemp(prefix="drctl-restore-"))
+    parent.chmod(0o755)
+    chown_to_postgres(parent)
+    yield parent / "restored"
+    shutil.rmtree(parent, ignore_errors=True)

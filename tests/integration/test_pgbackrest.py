@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import typer
@@ -20,16 +18,6 @@ from scripts.dataops import backup as backup_cli
 from scripts.local.postgres import chown_to_postgres
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def new_dir():
-    """A parent the postgres user can enter, and a not-yet-existing data dir inside it."""
-    parent = Path(tempfile.mkdtemp(prefix="drctl-restore-"))
-    parent.chmod(0o755)
-    chown_to_postgres(parent)
-    yield parent / "restored"
-    shutil.rmtree(parent, ignore_errors=True)
 
 
 def cli() -> typer.Typer:

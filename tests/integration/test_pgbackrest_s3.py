@@ -81,7 +81,11 @@ def tls_s3():
         f"[s3]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{moto_port}\n"
         f"cert = {cert}\nkey = {key}\n"
     )
-    proc = subprocess.Popen([stunnel, str(conf)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    # stunnel logs every connection; into a file, since an undrained pipe fills at 64 KiB and then
+    # blocks stunnel, and with it every S3 request (pgBackRest times out on archive-get/push).
+    log = work / "stunnel.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen([stunnel, str(conf)], stderr=sink, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -90,7 +94,7 @@ def tls_s3():
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"stunnel did not start: {proc.stderr.read()}") from None
+                    raise AssertionError(f"stunnel did not start: {log.read_text()}") from None
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{moto_port}", tls_port
     finally:

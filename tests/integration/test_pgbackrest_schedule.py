@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from components.pgbackrest_config import render_cron, render_systemd_units, s3_settings
+from components.pgbackrest_config import s3_settings
+from components.pgbackrest_schedule import render_cron, render_systemd_units
 from scripts.local.postgres import run_as_postgres
 
 pytestmark = pytest.mark.integration

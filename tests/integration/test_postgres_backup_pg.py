@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from components import postgres_backup as pb
+from components import postgres_jobs as pj
 from scripts.local.evaluate import evaluate_stack
 from scripts.local.postgres import PG_BIN, LocalCluster, make_postgres_dir
 
@@ -80,7 +81,7 @@ def test_rendered_daily_dump_job_produces_a_restorable_custom_format_dump(record
         pg.execute("insert into tracks select g, 'track ' || g from generate_series(1, 500) g")
         result = _run_unit(unit, pg.conninfo(), recorder)
         assert result.returncode == 0, result.stderr
-        dumps = sorted((recorder / "s3" / bucket / pb.DUMP_PREFIX / "daily").glob("*.dump"))
+        dumps = sorted((recorder / "s3" / bucket / pj.DUMP_PREFIX / "daily").glob("*.dump"))
         assert len(dumps) == 1 and dumps[0].stat().st_size > 0
         args = (recorder / "s3" / "args.txt").read_text().split("\n")
         key_arn = next(a for a in args if a.startswith("arn:aws:kms:us-east-1:"))
@@ -159,7 +160,7 @@ def test_rendered_cron_line_runs_the_same_dump(recorder):
         pg.execute("create table likes as select g as id from generate_series(1, 50) g")
         env_file = recorder / "supabase-dump.env"
         env_file.write_text(f"PUBLISHER_DSN='{pg.conninfo()}'\n")
-        command = command.replace(pb.DUMP_ENV_FILE, str(env_file)).replace("\\%", "%")
+        command = command.replace(pj.DUMP_ENV_FILE, str(env_file)).replace("\\%", "%")
         env = {
             "PATH": f"{recorder / 'bin'}:{PG_BIN}:{os.environ['PATH']}",
             "RECORD_DIR": str(recorder / "s3"),
@@ -168,7 +169,7 @@ def test_rendered_cron_line_runs_the_same_dump(recorder):
             [shell, "-c", command], env=env, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stderr
-        dumps = list((recorder / "s3" / bucket / pb.DUMP_PREFIX / "daily").glob("*.dump"))
+        dumps = list((recorder / "s3" / bucket / pj.DUMP_PREFIX / "daily").glob("*.dump"))
         assert len(dumps) == 1
         listing = subprocess.run(
             [PG_BIN / "pg_restore", "--list", dumps[0]], capture_output=True, text=True

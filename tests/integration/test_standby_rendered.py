@@ -34,15 +34,15 @@ from components.pgbackrest_config import (
     rearm_settings,
     render_pgbackrest_conf,
     render_postgres_conf,
-    render_rearm,
     render_secret_conf,
     restore_command,
     s3_settings,
 )
+from components.pgbackrest_schedule import render_rearm
 from components.postgres_backup import REPLICATION_ROLE, cipher_secret_name, slot_name
 from scripts.dataops.hosts import DbNode
 from scripts.dataops.lag import ArchiveProbe
-from scripts.dataops.pgbackrest import segment_name, segment_number
+from scripts.dataops.recovery_log import segment_name, segment_number
 from scripts.runbooks import failback as fb
 from scripts.runbooks import failover as fo
 from tests.integration.dr_world import (

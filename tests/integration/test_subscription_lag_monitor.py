@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from components import postgres_backup as pb
+from components import postgres_jobs as pj
 from scripts.local.postgres import PG_BIN
 from tests.integration.test_failover_pg import logical_pair  # noqa: F401 (fixture)
 
@@ -35,7 +35,7 @@ def _exec_start(service: str) -> list[str]:
 
 
 def _run_monitor(dr, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[str] | None]:
-    files = pb.render_subscription_monitor(SUBSCRIPTION, "postgres", DR_REGION)
+    files = pj.render_subscription_monitor(SUBSCRIPTION, "postgres", DR_REGION)
     argv = _exec_start(files["systemd/subscription-lag-monitor.service"])
     assert argv[:4] == ["/bin/bash", "-o", "pipefail", "-c"]
     fake = tmp_path / "bin"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from policy import backup_coverage as coverage
 from policy import rules
 from scripts.local.evaluate import Evaluation, evaluate_stack
 
@@ -34,12 +35,12 @@ def plan(cls: str, *, continuous=True, copy=True) -> list[rules.Resource]:
         )
     return [
         rules.Resource(
-            rules.BACKUP_PLAN_TYPE,
+            coverage.BACKUP_PLAN_TYPE,
             f"b-{cls}",
             {"tags": {"backup-class": cls}, "rules": rule_list},
         ),
         rules.Resource(
-            rules.BACKUP_SELECTION_TYPE,
+            coverage.BACKUP_SELECTION_TYPE,
             f"b-{cls}-selection",
             {"selectionTags": [{"type": "STRINGEQUALS", "key": "backup-class", "value": cls}]},
         ),
@@ -48,12 +49,12 @@ def plan(cls: str, *, continuous=True, copy=True) -> list[rules.Resource]:
 
 def framework(cls: str, value: str, unit: str = "hours") -> rules.Resource:
     return rules.Resource(
-        rules.BACKUP_FRAMEWORK_TYPE,
+        coverage.BACKUP_FRAMEWORK_TYPE,
         f"b-{cls}-framework",
         {
             "controls": [
                 {
-                    "name": rules.BACKUP_AGE_CONTROL,
+                    "name": coverage.BACKUP_AGE_CONTROL,
                     "inputParameters": [
                         {"name": "recoveryPointAgeUnit", "value": unit},
                         {"name": "recoveryPointAgeValue", "value": value},

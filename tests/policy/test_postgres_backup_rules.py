@@ -15,7 +15,7 @@ import pytest
 
 from components import pgbackrest_config as pgbr
 from components.objectives import parse_objectives
-from policy import database, rules
+from policy import database, rds_rules, rules
 from scripts.local.evaluate import evaluate_stack, read_stack_config
 
 OBJ = {"regions": {"primary": "us-east-1", "dr": "us-west-2", "third": "eu-west-1"}}
@@ -291,12 +291,12 @@ GOOD_RDS = {
 @pytest.mark.parametrize(
     "check, bad, needle",
     [
-        (rules.rds_encrypted_with_cmk, {"storageEncrypted": False}, "not encrypted"),
-        (rules.rds_encrypted_with_cmk, {"kmsKeyId": None}, "AWS managed key"),
-        (rules.rds_keeps_pitr_window, {"backupRetentionPeriod": 1.0}, "under the spec's 7-day"),
-        (rules.rds_protected, {"deletionProtection": False}, "deletion protection is off"),
-        (rules.rds_protected, {"publiclyAccessible": True}, "publicly accessible"),
-        (rules.rds_protected, {"skipFinalSnapshot": True}, "no final snapshot"),
+        (rds_rules.rds_encrypted_with_cmk, {"storageEncrypted": False}, "not encrypted"),
+        (rds_rules.rds_encrypted_with_cmk, {"kmsKeyId": None}, "AWS managed key"),
+        (rds_rules.rds_keeps_pitr_window, {"backupRetentionPeriod": 1.0}, "under the spec's 7-day"),
+        (rds_rules.rds_protected, {"deletionProtection": False}, "deletion protection is off"),
+        (rds_rules.rds_protected, {"publiclyAccessible": True}, "publicly accessible"),
+        (rds_rules.rds_protected, {"skipFinalSnapshot": True}, "no final snapshot"),
     ],
 )
 def test_rds_instance_rules(check, bad, needle):
@@ -307,11 +307,13 @@ def test_rds_instance_rules(check, bad, needle):
 
 def test_rds_force_ssl_and_backup_copy_rules():
     good = {"family": "postgres16", "parameters": [{"name": "rds.force_ssl", "value": "1"}]}
-    assert rules.rds_postgres_forces_tls(good) == []
-    assert rules.rds_postgres_forces_tls({**good, "parameters": []}) == ["rds.force_ssl is not 1"]
-    assert rules.rds_postgres_forces_tls({"family": "mysql8.0", "parameters": []}) == []
-    assert rules.rds_backup_copy_encrypted({"kmsKeyId": "arn:..."}) == []
-    assert rules.rds_backup_copy_encrypted({}) == ["replicated backups have no customer key"]
+    assert rds_rules.rds_postgres_forces_tls(good) == []
+    assert rds_rules.rds_postgres_forces_tls({**good, "parameters": []}) == [
+        "rds.force_ssl is not 1"
+    ]
+    assert rds_rules.rds_postgres_forces_tls({"family": "mysql8.0", "parameters": []}) == []
+    assert rds_rules.rds_backup_copy_encrypted({"kmsKeyId": "arn:..."}) == []
+    assert rds_rules.rds_backup_copy_encrypted({}) == ["replicated backups have no customer key"]
 
 
 @pytest.mark.parametrize("stack", ["prod", "dr"])

@@ -29,7 +29,7 @@ from components.objectives import class_tags
 from components.secrets_backup import parameter_name, parse_settings, secret_name
 from scripts.cli import app
 from scripts.common import ExitCode
-from scripts.dataops import config_sync
+from scripts.dataops import config_snapshot, config_sync
 
 PRIMARY, DR = "us-east-1", "us-west-2"
 NAMESPACE = "platform-dr/prod"
@@ -427,7 +427,7 @@ def test_import_under_a_multi_region_key_writes_with_the_target_regions_replica(
         ],
     }
     steps = [
-        config_sync.ParameterStep(name, "SecureString", "create", "missing in target", 3, None)
+        config_snapshot.ParameterStep(name, "SecureString", "create", "missing in target", 3, None)
     ]
     desired = {name: DB_URL}
     config_sync.apply_import(world.sessions, snapshot, DR, steps, desired)
@@ -448,8 +448,8 @@ def test_decrypting_in_another_region_needs_a_multi_region_key(world):
     result = drctl("config", "import", snap, "--region", DR, "--decrypt-region", DR)
     assert result.exit_code == ExitCode.PRECONDITION_FAILED
     assert "not a multi-Region key" in said(result)
-    assert config_sync._mrk_in(world.ssm_key[PRIMARY], DR) is None
-    assert config_sync._mrk_in(world.key_arn[PRIMARY], DR) == world.key_arn[DR]
+    assert config_snapshot._mrk_in(world.ssm_key[PRIMARY], DR) is None
+    assert config_snapshot._mrk_in(world.key_arn[PRIMARY], DR) == world.key_arn[DR]
 
 
 def test_export_refuses_a_securestring_under_the_aws_managed_key(world):

@@ -230,7 +230,7 @@ def test_cli_dry_run_json_and_no_tty_refusal(world, monkeypatch):
     replica_lag(cloud, 5000.0)
     result = runner.invoke(app, [*args, "--journal", str(journal), "--execute", "--yes"])
     assert result.exit_code == ExitCode.REFUSED
-    assert json.loads(result.stdout)["exit_code"] == ExitCode.REFUSED
+    assert json.loads(result.stdout)["error"]["code"] == ExitCode.REFUSED
 
 
 def test_cli_without_outputs_or_pulumi_is_a_clear_precondition_failure(monkeypatch, tmp_path):

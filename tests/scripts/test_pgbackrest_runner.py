@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from scripts.common import DrctlError, ExitCode
-from scripts.dataops.pgbackrest import (
-    PgBackRest,
+from scripts.dataops.pgbackrest import PgBackRest
+from scripts.dataops.recovery_log import (
     analyse_recovery_log,
     recovery_failure_message,
     segment_name,

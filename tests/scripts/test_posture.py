@@ -53,7 +53,7 @@ def test_json_for_prod_has_every_class_met(prod):
 def test_cli_json_and_exit_zero():
     result = CliRunner().invoke(app, ["posture", "--stack", "dr", "--json"])
     assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    document = json.loads(result.stdout)["stacks"][0]
     assert document["stack"] == "dr"
     assert all(
         {
@@ -80,7 +80,7 @@ def test_a_tighter_objective_than_the_mechanisms_can_meet_is_not_met(project_cop
         app, ["posture", "-s", "tight", "--json", "--project-dir", str(project_copy)]
     )
     assert result.exit_code == 1
-    critical = json.loads(result.stdout)["classes"][0]
+    critical = json.loads(result.stdout)["stacks"][0]["classes"][0]
     assert critical["met"] is False
     assert any("creator-audio" in p and "exceeds the RPO 5 min" in p for p in critical["problems"])
 
@@ -107,13 +107,15 @@ def test_missing_evidence_is_unknown_and_fails_unless_allowed(project_copy):
     _stack_with(project_copy, "copy")
     result = _posture(project_copy, "-s", "copy")
     assert result.exit_code == 1
-    document = json.loads(result.stdout)
+    document = json.loads(result.stdout)["stacks"][0]
     critical = document["classes"][0]
     assert document["verdict"] == "unknown" and critical["verdict"] == "unknown"
     assert critical["met"] is False and document["evidence"]["status"] == "missing"
     assert any(p.startswith("RTO UNKNOWN") for p in critical["problems"])
     allowed = _posture(project_copy, "-s", "copy", "--allow-unknown")
-    assert allowed.exit_code == 0 and json.loads(allowed.stdout)["verdict"] == "unknown"
+    assert (
+        allowed.exit_code == 0 and json.loads(allowed.stdout)["stacks"][0]["verdict"] == "unknown"
+    )
     human = CliRunner().invoke(
         app, ["posture", "-s", "copy", "--allow-unknown", "--project-dir", str(project_copy)]
     )
@@ -126,7 +128,7 @@ def test_stale_evidence_is_unknown(project_copy):
     evidence["measured_at"] = "2020-01-01T00:00:00-03:30"
     path.write_text(json.dumps(evidence))
     _stack_with(project_copy, "copy")
-    document = json.loads(_posture(project_copy, "-s", "copy").stdout)
+    document = json.loads(_posture(project_copy, "-s", "copy").stdout)["stacks"][0]
     assert document["evidence"]["status"] == "stale" and document["verdict"] == "unknown"
 
 
@@ -135,7 +137,7 @@ def test_an_rto_no_recovery_path_can_meet_is_not_met_even_with_allow_unknown(pro
     _stack_with(project_copy, "fast", criticalRto="2m")
     result = _posture(project_copy, "-s", "fast", "--allow-unknown")
     assert result.exit_code == 1
-    critical = json.loads(result.stdout)["classes"][0]
+    critical = json.loads(result.stdout)["stacks"][0]["classes"][0]
     assert critical["verdict"] == "not met" and critical["rto"]["verdict"] == "not met"
     assert any(
         "no path that survives a region loss fits the RTO" in p for p in critical["problems"]

@@ -300,4 +300,4 @@ def test_cli_without_pulumi_exits_with_the_precondition_code(tmp_path, monkeypat
         app, ["rebuild", "--stack", "dr", "--source-outputs", str(source), "--json"]
     )
     assert result.exit_code == ExitCode.PRECONDITION_FAILED
-    assert json.loads(result.stdout)["exit_code"] == ExitCode.PRECONDITION_FAILED
+    assert json.loads(result.stdout)["error"]["code"] == ExitCode.PRECONDITION_FAILED

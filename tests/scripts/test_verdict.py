@@ -42,10 +42,13 @@ def postures(tmp_path_factory) -> dict[str, Path]:
     unknown = posture_of("prod", project, project / "no-evidence.json", fresh)
     assert (prod["verdict"], tight["verdict"], unknown["verdict"]) == ("met", "not met", "unknown")
     files = {}
-    # One stack is printed as an object, several as a list (posture --json).
-    for name, document in (("met", prod), ("not-met", [prod, tight]), ("unknown", unknown)):
+    # What posture --json prints: {"stacks": [...]} for one stack and several.
+    for name, stacks in (("met", [prod]), ("not-met", [prod, tight]), ("unknown", [unknown])):
         files[name] = project / f"posture-{name}.json"
-        files[name].write_text(json.dumps(document))
+        files[name].write_text(json.dumps({"stacks": stacks}))
+    # A file saved by an older drctl (an object for one stack, a list for several) still reads.
+    files["older"] = project / "posture-older.json"
+    files["older"].write_text(json.dumps(prod))
     return files
 
 
@@ -70,6 +73,7 @@ def _verdict(posture: Path, drill: Path, *args: str):
 def test_met_only_when_posture_and_drill_are_both_met(postures, drills):
     result = _verdict(postures["met"], drills["met"])
     assert result.exit_code == 0
+    assert _verdict(postures["older"], drills["met"]).stdout == result.stdout
     report = drills["met"].with_name("report.html")
     assert result.stdout == (
         "VERDICT: MET — posture: 3 of 3 classes met (prod); drill: 2 of 2 scenarios met — "

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from components import pgbackrest_config as pc
+from components import pgbackrest_schedule as ps
 from components.objectives import DAY, HOUR, ConfigError, DatabaseSchedule, parse_objectives
 
 BUCKETS = {"us-east-1": "pg-backup-use1", "us-west-2": "pg-backup-usw2"}
@@ -194,7 +195,7 @@ def test_posix_variant_keeps_the_production_derivation():
 
 
 def test_schedule_is_full_weekly_diff_daily_incr_hourly():
-    jobs = {j.type: j for j in pc.backup_jobs(objectives())}
+    jobs = {j.type: j for j in ps.backup_jobs(objectives())}
     assert jobs["full"].cron == "0 1 * * 0"
     assert jobs["diff"].cron == "0 1 * * 1-6"
     assert jobs["incr"].cron == "30 * * * *"
@@ -205,18 +206,18 @@ def test_schedule_is_full_weekly_diff_daily_incr_hourly():
 
 def test_incr_every_two_hours_when_the_schedule_says_so():
     obj = dataclasses.replace(objectives(), schedule=DatabaseSchedule(log_backup_s=2 * HOUR))
-    incr = [j for j in pc.backup_jobs(obj) if j.type == "incr"][0]
+    incr = [j for j in ps.backup_jobs(obj) if j.type == "incr"][0]
     assert incr.cron == "30 */2 * * *" and incr.on_calendar == "*-*-* 0/2:30:00"
 
 
 def test_schedule_that_cannot_be_rendered_is_a_config_error():
     obj = dataclasses.replace(objectives(), schedule=DatabaseSchedule(log_backup_s=7 * HOUR))
     with pytest.raises(ConfigError, match="schedule.log_backup_s"):
-        pc.backup_jobs(obj)
+        ps.backup_jobs(obj)
 
 
 def test_systemd_units_back_up_every_repo_and_fail_if_any_failed(s3):
-    units = pc.render_systemd_units(objectives(), s3)
+    units = ps.render_systemd_units(objectives(), s3)
     assert set(units) == {
         f"pgbackrest-{t}.{k}" for t in ("full", "diff", "incr") for k in ("service", "timer")
     }
@@ -228,14 +229,14 @@ def test_systemd_units_back_up_every_repo_and_fail_if_any_failed(s3):
 
 
 def test_cron_lines_run_as_postgres_for_every_type(s3):
-    lines = [ln for ln in pc.render_cron(objectives(), s3).splitlines() if ln[:1].isdigit()]
+    lines = [ln for ln in ps.render_cron(objectives(), s3).splitlines() if ln[:1].isdigit()]
     assert len(lines) == 3
     assert all(" postgres rc=0; for r in 1 2; do " in ln for ln in lines)
     assert all("--repo=$r backup" in ln for ln in lines)
 
 
 def test_render_all_lists_every_artefact(s3):
-    files = pc.render_all(objectives(), s3)
+    files = ps.render_all(objectives(), s3)
     assert "pgbackrest/pgbackrest.conf" in files and "cron.d/pgbackrest" in files
     assert "archive_timeout = '300s'" in files["postgresql/conf.d/pgbackrest-archiving.conf"]
     assert len([f for f in files if f.startswith("systemd/")]) == 6

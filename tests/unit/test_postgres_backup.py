@@ -12,7 +12,10 @@ import json
 import pytest
 from pulumi.runtime import rpc
 
+from components import database_derivation as dd
+from components import database_settings as ds
 from components import postgres_backup as pb
+from components import postgres_jobs as pj
 from components.objectives import ConfigError, parse_objectives
 from policy.rules import iam_no_wildcard_actions
 from scripts.local.evaluate import evaluate_stack, read_stack_config
@@ -178,7 +181,7 @@ def test_two_independent_object_locked_repositories_in_two_regions(stack):
             assert bucket.inputs["objectLockEnabled"] is True
             lock = ev.named(f"{bucket.name}-object-lock").inputs["rule"]["defaultRetention"]
             assert lock["mode"] == objectives.backup_object_lock_mode == "COMPLIANCE"
-            assert lock["days"] == pb.repo_lock_days(objectives) == 14
+            assert lock["days"] == dd.repo_lock_days(objectives) == 14
     # Independent: each repository replicates from its own root, and neither root is a
     # destination of the other repository's replication.
     r1 = ev.named("database-repo1-replication").inputs
@@ -316,7 +319,7 @@ def test_supabase_subscription_lag_alarm_and_monitor(stack):
     alarm = ev.named("database-subscription-lag")
     lag = alarm.inputs
     assert alarm.region == dr
-    assert (lag["namespace"], lag["metricName"]) == (pb.LAG_NAMESPACE, pb.LAG_METRIC)
+    assert (lag["namespace"], lag["metricName"]) == (pj.LAG_NAMESPACE, pj.LAG_METRIC)
     sub = _one(ev, "postgresql:index/subscription:Subscription").inputs
     assert lag["dimensions"] == {"Subscription": sub["name"]} == {"Subscription": pb.SUBSCRIPTION}
     assert (lag["statistic"], lag["period"], lag["evaluationPeriods"]) == ("Maximum", 60, 1)
@@ -394,7 +397,7 @@ def test_no_secret_in_plain_outputs_or_artefacts(backend):
 def test_publisher_conninfo_is_a_secret_output():
     from pulumi.runtime.sync_await import _sync_await
 
-    out = pb.DatabaseSettings(host="db.abc.supabase.co").publisher_conninfo("it's secret")
+    out = ds.DatabaseSettings(host="db.abc.supabase.co").publisher_conninfo("it's secret")
     assert _sync_await(out.is_secret()) is True
     text = _sync_await(out.future())
     assert text.startswith("host=db.abc.supabase.co port=5432 user=postgres dbname=postgres")
@@ -416,7 +419,7 @@ def test_publisher_conninfo_is_a_secret_output():
 )
 def test_bad_database_config_names_key_value_and_allowed(key, value, needle):
     with pytest.raises(ConfigError) as err:
-        pb.parse_database_settings({key: value})
+        ds.parse_database_settings({key: value})
     assert err.value.key == key and needle in str(err.value) and repr(value) in str(err.value)
 
 
@@ -443,7 +446,7 @@ def test_rpo_too_tight_for_wal_archiving_stops_the_program_before_any_resource(c
 
 def test_s3_kms_policy_is_exact_and_has_no_wildcard_actions():
     doc = json.loads(
-        pb.s3_kms_policy(["arn:aws:s3:::b2", "arn:aws:s3:::b1"], ["k1"], "dumps", delete=False)
+        dd.s3_kms_policy(["arn:aws:s3:::b2", "arn:aws:s3:::b1"], ["k1"], "dumps", delete=False)
     )
     list_stmt, rw, kms = doc["Statement"]
     assert list_stmt["Resource"] == ["arn:aws:s3:::b1", "arn:aws:s3:::b2"]
@@ -488,5 +491,5 @@ def test_rds_windows_are_checked_before_anything_is_declared(backup, maintenance
 
 
 def test_rds_windows_that_touch_but_do_not_overlap_are_fine():
-    pb.check_rds_windows("23:50-00:30", "mon:00:31-mon:01:00")
-    pb.check_rds_windows("03:00-03:30", "sun:04:00-sun:04:30")
+    ds.check_rds_windows("23:50-00:30", "mon:00:31-mon:01:00")
+    ds.check_rds_windows("03:00-03:30", "sun:04:00-sun:04:30")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,13 @@ from typing import Any
 import typer
 
 from components.objectives import ConfigError, Objectives
+from scripts import locations
 from scripts.checks import audit
 from scripts.checks.audit.engines import AthenaEngine, LocalEngine, engine_names
 from scripts.common import DrctlError, ExitCode, fail, out, print_json, progress
 from scripts.dataops.inventory_store import S3Store, Store
 
-DEFAULT_CACHE = Path(tempfile.gettempdir()) / "drctl-inventory"
+CACHE_HELP = "Local engine's report cache (default: STATE_DIR/inventory, see drctl -h)."
 DEFAULT_LIMIT = 20
 
 
@@ -66,9 +66,18 @@ def make_engine(
                 ExitCode.INVALID_CONFIG,
             )
         return AthenaEngine(client_for("athena", query_region), athena["workgroup"])
-    raise DrctlError(
-        f"--engine {name!r} is not valid: {' or '.join(engine_names())}", ExitCode.INVALID_CONFIG
-    )
+    check_engine(name)
+    raise AssertionError(name)  # check_engine refused it
+
+
+def check_engine(name: str) -> str:
+    """``--engine``, checked before anything is read."""
+    if name not in engine_names():
+        raise DrctlError(
+            f"--engine {name!r} is not valid: {' or '.join(engine_names())}",
+            ExitCode.INVALID_CONFIG,
+        )
+    return name
 
 
 def run_audits(
@@ -80,12 +89,13 @@ def run_audits(
     *,
     datasets: Sequence[str] | None = None,
     query_region: str | None = None,
-    cache: Path = DEFAULT_CACHE,
+    cache: Path | None = None,
     store: Store | None = None,
 ) -> list[audit.DatasetAudit]:
     inventory = audit.inventory_of(outputs, stack)
     store = store or S3Store(lambda region: client_for("s3", region))
     region = query_region or objectives.regions.primary
+    cache = cache or locations.inventory_cache_dir()
     engine = make_engine(
         engine_name, store, client_for, inventory, cache=cache, query_region=region
     )
@@ -156,12 +166,13 @@ def register(app: typer.Typer) -> None:
         outputs_file: Path | None = typer.Option(
             None, "--outputs", help="JSON of `pulumi stack output --json` instead of the CLI."
         ),
-        cache: Path = typer.Option(DEFAULT_CACHE, "--cache", help="Local engine's report cache."),
+        cache: Path | None = typer.Option(None, "--cache", help=CACHE_HELP),
         limit: int = typer.Option(DEFAULT_LIMIT, "--limit", help="Findings listed per dataset."),
         json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     ) -> None:
         """Compare the inventories of every copy; exit 1 on any discrepancy."""
         try:
+            check_engine(engine)
             objectives, outputs, clients = live_context(stack, outputs_file)
             audits = run_audits(
                 stack,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from scripts.checks.drill.faults import FAULTS
+from scripts.checks.drill.faults import FAULTS, check_faults
 from scripts.checks.drill.report import (
     EVIDENCE_ROOT,
     check_out_dir,
@@ -19,7 +19,7 @@ from scripts.checks.drill.report import (
     write_evidence,
 )
 from scripts.checks.drill.runner import SCENARIO_NAMES, run_drill
-from scripts.checks.drill.timescale import DEFAULT_TIME_SCALE
+from scripts.checks.drill.timescale import DEFAULT_TIME_SCALE, check_time_scale
 from scripts.common import DrctlError, ExitCode, fail, out, print_json, progress
 
 _SCENARIO_HELP = f"Run only these (repeatable): {', '.join(SCENARIO_NAMES)}."
@@ -94,6 +94,8 @@ def register(app: typer.Typer) -> None:
                     f"--scenario {name!r} is not valid: one of {', '.join(SCENARIO_NAMES)}",
                     ExitCode.INVALID_CONFIG,
                 )
+        check_time_scale(time_scale)  # every argument is checked before --out is created
+        check_faults(inject or (), names)
         # Checked (and claimed) before anything starts: a drill's evidence is never lost at the end.
         named = out_dir
         try:

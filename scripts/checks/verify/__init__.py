@@ -55,7 +55,6 @@ from scripts.checks.verify.model import (
 from scripts.checks.verify.prerequisites import PREREQUISITES
 from scripts.checks.verify.replication import S3_REPLICATION
 from scripts.common import progress
-from scripts.local.evaluate import ROOT
 
 # What verify runs, in this order. Add a group here (one line) once its module defines it.
 CHECKS: list[CheckGroup] = [
@@ -78,7 +77,7 @@ def run_checks(
     clients: ClientFactory,
     *,
     database: DatabaseSource | None = None,
-    root: Path = ROOT,
+    root: Path | None = None,
     now: dt.datetime | None = None,
     groups: list[CheckGroup] | None = None,
 ) -> list[Check]:

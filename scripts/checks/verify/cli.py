@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ from scripts.checks import verify as package
 from scripts.checks.verify.database import PgBackRestSource
 from scripts.checks.verify.model import Check, ClientFactory, Status
 from scripts.common import DrctlError, ExitCode, fail, out, print_json
+from scripts.dataops.stack_outputs import outputs_file as read_outputs_file
 from scripts.dataops.stack_outputs import pulumi_outputs  # noqa: F401 (the package re-exports it)
-from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import read_stack_config
 
 
-def objectives_of_stack(stack: str, root: Path = ROOT) -> Objectives:
+def objectives_of_stack(stack: str, root: Path | None = None) -> Objectives:
     raw = read_stack_config(stack, root)
     return parse_objectives({k: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}, stack)
 
@@ -74,16 +74,16 @@ def register(app: typer.Typer) -> None:
             "--allow-unknown",
             help="Exit 0 when checks had nothing to measure (UNKNOWN) and none failed.",
         ),
-        project_dir: Path = typer.Option(ROOT, "--project-dir", help="Holds the stack files."),
+        project_dir: Path | None = typer.Option(
+            None, "--project-dir", help="Holds the stack files (default: the current directory)."
+        ),
     ) -> None:
         """Live checks against the objectives; exit 1 when a check fails or is UNKNOWN (0 for
         UNKNOWN with --allow-unknown)."""
         try:
             objectives = objectives_of_stack(stack, project_dir)
             if outputs_file is not None:
-                if not outputs_file.exists():
-                    fail(f"--outputs {outputs_file}: no such file", ExitCode.INVALID_CONFIG)
-                outputs = json.loads(outputs_file.read_text())
+                outputs = read_outputs_file(outputs_file)
             else:
                 outputs = package.pulumi_outputs(stack)
             database = None
@@ -101,6 +101,13 @@ def register(app: typer.Typer) -> None:
             fail(str(err), ExitCode.INVALID_CONFIG)
         except DrctlError as err:
             fail(str(err), err.code)
+        if boto3.session.Session().get_credentials() is None:
+            # one precondition line, rather than the same NoCredentialsError from every check
+            fail(
+                "no AWS credentials: verify reads the stack's resources in AWS; set AWS_PROFILE "
+                "or run `aws configure` (the checks need read access)",
+                ExitCode.PRECONDITION_FAILED,
+            )
         clients = package.session_clients(lambda region: boto3.session.Session(region_name=region))
         checks = package.run_checks(
             stack, objectives, outputs, clients, database=database, root=project_dir

@@ -221,9 +221,9 @@ def config_recording_of(stack: str, root) -> str:
     """The stack's awsConfigRecording choice, from its stack file."""
     from components.backup_plan import parse_config_recording
     from components.objectives import PROJECT
-    from scripts.local.evaluate import ROOT, read_stack_config
+    from scripts.local.evaluate import read_stack_config
 
-    raw = read_stack_config(stack, root or ROOT)
+    raw = read_stack_config(stack, root)
     return parse_config_recording({k.removeprefix(f"{PROJECT}:"): v for k, v in raw.items()})
 
 

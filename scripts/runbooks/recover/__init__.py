@@ -272,9 +272,7 @@ def register(app: typer.Typer) -> None:
                 fresh=fresh,
             )
         except DrctlError as err:
-            if as_json:
-                print_json({"status": "failed", "error": str(err), "exit_code": int(err.code)})
-            fail(str(err), err.code)
+            fail(str(err), err.code)  # the CLI adds {"error": ...} under --json
             return
         emit_result(result, as_json)
         if result.all_met is False:

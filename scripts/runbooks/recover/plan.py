@@ -21,7 +21,7 @@ from components.secrets_backup import parse_settings
 from components.services import Catalogue, Tier, parse_catalogue
 from scripts.common import DrctlError, ExitCode, out
 from scripts.dataops.incident import fmt_elapsed
-from scripts.local.evaluate import ROOT, read_stack_config
+from scripts.local.evaluate import read_stack_config
 
 DEFAULT_RETRY_S = 15.0
 DEFAULT_HTTP_TIMEOUT_S = 5.0
@@ -36,7 +36,7 @@ class RecoverTarget:
     zone: str  # the DNS zone of the services' records
 
 
-def load_target(stack: str, root: Path = ROOT) -> RecoverTarget:
+def load_target(stack: str, root: Path | None = None) -> RecoverTarget:
     """Objectives, catalogue and DNS zone of ``stack`` from Pulumi.<stack>.yaml (offline)."""
     try:
         raw = read_stack_config(stack, root)
