@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.bucket_security import secure_bucket
 from components.keys import MultiRegionKey, MultiRegionKeyArgs
 from components.objectives import Objectives, class_tags
 from components.s3_policies import bucket_policy
@@ -143,30 +144,6 @@ class FailoverControl(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=objectives.protect_data),
         )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            region=dr,
-            bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            region=dr,
-            bucket=bucket.bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            region=dr,
-            bucket=bucket.bucket,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
         key = MultiRegionKey(
             f"{name}-key",
             MultiRegionKeyArgs(
@@ -177,27 +154,8 @@ class FailoverControl(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            region=dr,
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arns[dr],
-                    },
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-policy",
-            region=dr,
-            bucket=bucket.bucket,
-            policy=bucket.arn.apply(control_bucket_policy),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
+        versioning = secure_bucket(
+            name, dr, bucket, key.arns[dr], bucket.arn.apply(control_bucket_policy), parent=self
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",

@@ -14,20 +14,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.proto import resource_pb2_grpc
 
 from components import deployment_guard
-from scripts.local.evaluate import RecordingMocks, evaluate_stack
-
-
-@pytest.fixture
-def declared(monkeypatch):
-    names: list[str] = []
-    original = RecordingMocks.new_resource
-
-    def spy(self, args):
-        names.append(args.name)
-        return original(self, args)
-
-    monkeypatch.setattr(RecordingMocks, "new_resource", spy)
-    return names
+from scripts.local.evaluate import evaluate_stack
 
 
 def test_the_monitor_of_a_real_engine_is_recognised_and_mocks_are_not(monkeypatch):
@@ -43,7 +30,7 @@ def test_the_monitor_of_a_real_engine_is_recognised_and_mocks_are_not(monkeypatc
 
 
 def test_an_update_of_the_example_stack_on_a_real_engine_exits_2_before_any_resource(
-    monkeypatch, capsys, declared
+    monkeypatch, capsys, declared_names
 ):
     monkeypatch.setattr(deployment_guard, "running_on_real_engine", lambda: True)
     with pytest.raises(SystemExit) as raised:
@@ -51,20 +38,20 @@ def test_an_update_of_the_example_stack_on_a_real_engine_exits_2_before_any_reso
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert "platform-dr:example = True is not valid" in err and "before `pulumi up`" in err
-    assert declared == []
+    assert declared_names == []
 
 
 def test_a_preview_of_the_example_stack_on_a_real_engine_is_allowed_with_a_warning(
-    monkeypatch, declared
+    monkeypatch, declared_names
 ):
     warnings: list[str] = []
     monkeypatch.setattr(deployment_guard, "running_on_real_engine", lambda: True)
     monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: True)
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **k: warnings.append(msg))
     evaluate_stack("prod")
-    assert declared and any("a preview only" in w for w in warnings)
+    assert declared_names and any("a preview only" in w for w in warnings)
 
 
-def test_the_offline_evaluation_of_the_example_stack_is_not_refused(declared):
+def test_the_offline_evaluation_of_the_example_stack_is_not_refused(declared_names):
     evaluate_stack("dr")
-    assert declared
+    assert declared_names
