@@ -19,12 +19,15 @@ themselves, under a deadline and a Ctrl-C that leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import re
 import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -103,7 +106,7 @@ def run_streaming(
         try:
             while True:
                 if deadline.expired():
-                    stop(proc)
+                    stop(proc, argv)
                     raise deadline.timeout_error(what)
                 try:
                     line = lines.get(timeout=POLL_S)
@@ -114,23 +117,66 @@ def run_streaming(
                 on_line(line)
             proc.wait()
         except BaseException:
-            stop(proc)
+            stop(proc, argv)
             raise
         reader.join(timeout=5)
         stderr.seek(0)
         return proc.returncode, stderr.read()
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (runuser forwards it to pgBackRest's session), then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen, argv: Sequence[str]) -> None:
+    """SIGTERM (runuser forwards it to pgBackRest's session), then SIGKILL if it lingers; then
+    the same for any pgBackRest of this command that outlived runuser (a signal that reaches
+    runuser before it installs its handler kills runuser alone, and pgBackRest would go on
+    writing into the directory a resume is about to inspect)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    _stop_stragglers(argv)
+
+
+def _pgbackrest_processes(argv: Sequence[str]) -> list[int]:
+    """Processes running ``argv`` (the main process, and its workers for the same --pg1-path)."""
+    program = Path(str(argv[0])).name
+    wanted = [str(a) for a in argv[1:] if str(a).startswith("--pg1-path=")] or [
+        str(a) for a in argv[1:]
+    ]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if args and Path(args[0]).name == program and all(w in args for w in wanted):
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_stragglers(argv: Sequence[str]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _pgbackrest_processes(argv)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+            time.sleep(0.05)
+        if not pids:
+            return
+
+
+def _zombie(pid: int) -> bool:
     try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class FileMeterFeed:

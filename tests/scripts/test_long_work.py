@@ -192,3 +192,33 @@ def test_a_partial_directory_is_named_on_rerun_and_accepted_with_resume(tmp_path
         with pytest.raises(DrctlError, match="holds no partial restore of drctl"):
             backrest.check_restore_target(partial, resume=resume)
     assert Path(partial / "base").is_dir()  # nothing was removed
+
+
+def test_a_pgbackrest_that_outlived_runuser_is_stopped_too(tmp_path):
+    """A signal that reaches runuser before its handler is set kills runuser alone: the
+    pgBackRest it started (same argv) must not go on writing into the target directory."""
+    import subprocess
+    import sys
+    import time
+
+    from scripts.dataops.pgbackrest_progress import stop
+
+    fake = tmp_path / "pgbackrest"  # a process whose argv[0] is named like pgBackRest's
+    fake.symlink_to(sys.executable)
+    argv = [str(fake), "-c", "import time; time.sleep(60)", f"--pg1-path={tmp_path}/restored"]
+    orphan = subprocess.Popen(argv, start_new_session=True)
+    other = subprocess.Popen(
+        [str(fake), "-c", "import time; time.sleep(60)", f"--pg1-path={tmp_path}/other"],
+        start_new_session=True,
+    )
+    try:
+        runner = subprocess.Popen(["true"])
+        runner.wait()
+        stop(runner, argv)
+        assert orphan.wait(timeout=10) is not None
+        time.sleep(0.2)
+        assert other.poll() is None  # another restore's pgBackRest is not touched
+    finally:
+        for proc in (orphan, other):
+            proc.kill()
+            proc.wait()
