@@ -454,7 +454,9 @@ def test_cli_refuses_without_yes_before_touching_the_cloud(monkeypatch, tmp_path
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--incident-start", "yesterday"], "--incident-start 'yesterday': an ISO 8601 time"),
+        (["--incident-start", "yesterday"], "--incident-start 'yesterday' is not valid"),
+        (["--incident-start", "2026-11-26T18:30:00"], "an ISO 8601 time with a UTC offset"),
+        (["--incident-start", "2999-01-01T00:00:00Z"], "is in the future"),
         (["--stack", "staging"], "no stack 'staging'"),
     ],
 )

@@ -39,7 +39,7 @@ from typing import Any
 import typer
 
 from components.services import Service
-from scripts.common import DrctlError, ExitCode, fail, out, print_json
+from scripts.common import DrctlError, ExitCode, fail, out, parse_instant, print_json
 from scripts.dataops.incident import IncidentPublisher, dsn_secrets, fmt_elapsed
 from scripts.dataops.notify import Notifier, Templates
 from scripts.dataops.services import DependencyChecker, HttpClient, UrllibClient
@@ -192,17 +192,9 @@ def emit_result(result: RecoverResult, as_json: bool) -> None:
 
 
 def parse_incident_start(text: str | None) -> dt.datetime | None:
-    """'2025-03-09T06:12:00Z' -> an aware datetime; no offset means UTC."""
-    if text is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise DrctlError(
-            f"--incident-start {text!r}: an ISO 8601 time such as 2025-03-09T06:12:00Z",
-            ExitCode.INVALID_CONFIG,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    """'2025-03-09T06:12:00Z' -> aware UTC. The rule of every time drctl takes (parse_instant):
+    an explicit offset, and not in the future, since every deadline counts from it."""
+    return None if text is None else parse_instant(text, "--incident-start")
 
 
 def make_aws() -> Aws:
@@ -230,7 +222,8 @@ def register(app: typer.Typer) -> None:
         incident_start: str | None = typer.Option(
             None,
             "--incident-start",
-            help="When the outage began, ISO 8601 (UTC if no offset); default now.",
+            help="When the outage began, ISO 8601 with a UTC offset (e.g. 2026-11-26T18:30:00Z), "
+            "not in the future; default now.",
         ),
         retry_interval: float = typer.Option(
             DEFAULT_RETRY_S,
